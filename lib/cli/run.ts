@@ -1,0 +1,133 @@
+// The `cairn` command line: `routes` and `explain` read the registry once and print; anything
+// else serves. Exit codes: 0 ok, 1 the registry cannot be read (or explain finds no route),
+// 2 bad configuration or usage (one line on stderr naming the key and the expected form).
+
+import { readFile } from 'node:fs/promises';
+import { parseFileRegistry } from '../../registry-adapters/file/parse.ts';
+import { explainUrl, parseExplainUrl } from '../../routing/explain.ts';
+import { buildTable, tableConfig } from '../../routing/table.ts';
+import type { Problem, ServiceInstance, Snapshot } from '../../routing/types.ts';
+import { type CairnConfig, loadConfig, type RegistrySpec, tableOptions } from '../config/index.ts';
+import { formatProblemLine } from './format.ts';
+import { usage } from './usage.ts';
+import { packageVersion } from './version.ts';
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+const defaultIo: CliIo = {
+  stdout: (t) => process.stdout.write(`${t}\n`),
+  stderr: (t) => process.stderr.write(`${t}\n`),
+  env: process.env,
+};
+
+/** Runs `cairn <args>`; resolves to the exit code. */
+export async function runCli(args: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  const loaded = loadConfig(args, io.env);
+  switch (loaded.kind) {
+    case 'help':
+      io.stdout(usage());
+      return 0;
+    case 'version':
+      io.stdout(`cairn ${packageVersion()}`);
+      return 0;
+    case 'error':
+      io.stderr(loaded.error.message);
+      return 2;
+  }
+  const { config, positionals } = loaded;
+  const [command, ...rest] = positionals;
+  switch (command) {
+    case undefined:
+      return serve(config, io);
+    case 'routes':
+      if (rest.length > 0) return usageError(io, 'routes', `unexpected argument ${JSON.stringify(rest[0])}`);
+      return routesCommand(config, io);
+    case 'explain':
+      if (rest.length !== 1) {
+        return usageError(io, 'explain', 'expected one URL, e.g. cairn explain http://example.com/api');
+      }
+      return explainCommand(config, rest[0] as string, io);
+    default:
+      return usageError(io, command, 'unknown command (commands: routes, explain; see cairn --help)');
+  }
+}
+
+async function serve(config: CairnConfig, io: CliIo): Promise<number> {
+  if (config.registries.length === 0 && !config.demo) {
+    return usageError(io, '--registry', 'expected file:PATH|consul:URL|etcd:URL to serve (or --demo; see cairn --help)');
+  }
+  // Loaded only when serving, so `routes` and `explain` stay quick and independent of the proxy.
+  const { runServer } = await import('../server.ts');
+  await runServer(config);
+  return 0;
+}
+
+async function routesCommand(config: CairnConfig, io: CliIo): Promise<number> {
+  const loaded = await loadSnapshotOnce(config.registries, 'routes', io);
+  if (typeof loaded === 'number') return loaded;
+  const table = buildTable(loaded, tableOptions(config));
+  for (const line of tableConfig(table, true)) io.stdout(line);
+  for (const p of table.problems) io.stdout(formatProblemLine(p));
+  return 0;
+}
+
+async function explainCommand(config: CairnConfig, url: string, io: CliIo): Promise<number> {
+  const parsed = parseExplainUrl(url);
+  if (typeof parsed === 'string') return usageError(io, 'explain', `${parsed}: ${JSON.stringify(url)}`);
+  const loaded = await loadSnapshotOnce(config.registries, 'explain', io);
+  if (typeof loaded === 'number') return loaded;
+  const table = buildTable(loaded, tableOptions(config));
+  const out = explainUrl(table, url, { strategy: config.strategy });
+  io.stdout(JSON.stringify(out, null, 2));
+  return out.route === null ? 1 : 0;
+}
+
+/**
+ * Reads every registry once and merges them as the server would. Only file registries for now.
+ * Resolves to an exit code on failure (after printing the one-line reason).
+ */
+async function loadSnapshotOnce(specs: readonly RegistrySpec[], command: string, io: CliIo): Promise<Snapshot | number> {
+  if (specs.length === 0) return usageError(io, '--registry', `expected file:PATH (cairn ${command} reads a registry)`);
+  for (const spec of specs) {
+    if (spec.kind !== 'file') {
+      return usageError(io, '--registry', `${spec.text}: ${spec.kind} is not supported by this command yet (use file:PATH)`);
+    }
+  }
+  const instances: ServiceInstance[] = [];
+  const manual: string[] = [];
+  const problems: Problem[] = [];
+  for (const spec of specs) {
+    if (spec.kind !== 'file') continue;
+    let text: string;
+    try {
+      text = await readFile(spec.path, 'utf8');
+    } catch (e) {
+      const reason = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : firstLine(e);
+      io.stderr(`cairn: cannot read registry ${spec.text}: ${reason}`);
+      return 1;
+    }
+    const parsed = parseFileRegistry(text, spec.path);
+    if ('error' in parsed) {
+      io.stderr(`cairn: registry ${spec.text}: ${parsed.error}`);
+      return 1;
+    }
+    instances.push(...parsed.snapshot.instances);
+    if (parsed.snapshot.manual.trim() !== '') manual.push(parsed.snapshot.manual);
+    problems.push(...(parsed.snapshot.problems ?? []));
+  }
+  return { instances, manual: manual.join('\n'), problems };
+}
+
+function usageError(io: CliIo, key: string, detail: string): number {
+  io.stderr(`cairn: ${key}: ${detail}`);
+  return 2;
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return (m.split('\n')[0] ?? m).trim();
+}

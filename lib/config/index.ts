@@ -1,0 +1,339 @@
+// Cairn's configuration: `cairn [--config cairn.yaml] [flags]`, every key also as env
+// `CAIRN_<KEY>`, precedence flag > env > file > default. Loading never throws for bad input; it
+// returns a ConfigError whose one-line message names the key as the user wrote it.
+
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import type { BuildOptions, InstanceStatus, PathMatcher, Strategy } from '../../routing/types.ts';
+import { ConfigError, quote } from './errors.ts';
+import { type ConfigKey, canonicalKey, configKeys, envName } from './keys.ts';
+import { type ListenSpec, parseListenList } from './listen.ts';
+import { parseRegistryList, type RegistrySpec } from './registry-spec.ts';
+import {
+  type HostPort,
+  type Parsed,
+  parseBoolean,
+  parseChoice,
+  parseDuration,
+  parseHostPort,
+  parseInteger,
+} from './values.ts';
+
+export { ConfigError } from './errors.ts';
+export { type ConfigKey, configKeys, envName } from './keys.ts';
+export { type ListenProto, type ListenSpec, listenProtos, parseListen, parseListenList } from './listen.ts';
+export { parseRegistryList, parseRegistrySpec, type RegistrySpec } from './registry-spec.ts';
+export { formatHostPort, type HostPort, parseDuration, parseHostPort } from './values.ts';
+
+export const strategies: readonly Strategy[] = ['wrr', 'rr', 'random', 'p2c'];
+export const matchers: readonly PathMatcher[] = ['prefix', 'iprefix', 'glob', 'segment'];
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+export const accessLogFormats = ['off', 'json', 'common', 'combined'] as const;
+export type AccessLogFormat = (typeof accessLogFormats)[number];
+const acceptableStatuses = ['passing', 'warning'] as const;
+
+export interface AdminAddress extends HostPort {
+  /** As written, e.g. `127.0.0.1:9998`. */
+  readonly text: string;
+}
+
+export interface CairnConfig {
+  /** The config file that was read, if any. */
+  readonly configFile?: string;
+  readonly listen: readonly ListenSpec[];
+  readonly admin: AdminAddress;
+  readonly adminToken?: string;
+  readonly adminReadonly: boolean;
+  readonly registries: readonly RegistrySpec[];
+  readonly strategy: Strategy;
+  readonly matcher: PathMatcher;
+  readonly tagPrefix: string;
+  /** Registry statuses that receive traffic (`BuildOptions.acceptedStatus`). */
+  readonly healthStatus: readonly InstanceStatus[];
+  readonly globMatching: boolean;
+  /** Worker processes; 1 = no cluster. */
+  readonly workers: number;
+  readonly logLevel: LogLevel;
+  readonly accessLog: AccessLogFormat;
+  readonly shutdownWaitMs: number;
+  readonly norouteStatus: number;
+  readonly consulToken?: string;
+  /** etcd key prefix without a trailing slash, e.g. `/cairn`. */
+  readonly etcdPrefix: string;
+  readonly demo: boolean;
+}
+
+export type ConfigResult =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'config'; readonly config: CairnConfig; readonly positionals: readonly string[] }
+  | { readonly kind: 'error'; readonly error: ConfigError };
+
+export interface LoadConfigIo {
+  /** Reads the config file; defaults to `fs.readFileSync(path, 'utf8')`. */
+  readonly readFile?: (path: string) => string;
+}
+
+/** The table-building options a configuration implies. */
+export function tableOptions(config: CairnConfig): BuildOptions {
+  return {
+    tagPrefix: config.tagPrefix,
+    acceptedStatus: config.healthStatus,
+    matcher: config.matcher,
+    globMatching: config.globMatching,
+  };
+}
+
+/** One raw value and where it came from (for error messages). */
+interface Raw {
+  readonly values: readonly string[];
+  /** `--strategy`, `CAIRN_STRATEGY` or `cairn.yaml: strategy`. */
+  readonly where: string;
+}
+
+class Failure {
+  readonly error: ConfigError;
+  constructor(error: ConfigError) {
+    this.error = error;
+  }
+}
+
+const metaOptions = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** Loads the configuration from command-line arguments (without `node` and the script), env and file. */
+export function loadConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  io: LoadConfigIo = {},
+): ConfigResult {
+  try {
+    return load(args, env, io);
+  } catch (e) {
+    if (e instanceof Failure) return { kind: 'error', error: e.error };
+    throw e;
+  }
+}
+
+function load(args: readonly string[], env: Readonly<Record<string, string | undefined>>, io: LoadConfigIo): ConfigResult {
+  const flags = parseFlags(args);
+  if (flags.values.help === true) return { kind: 'help' };
+  if (flags.values.version === true) return { kind: 'version' };
+
+  const configFlag = flags.values.config;
+  const configPath =
+    typeof configFlag === 'string' ? configFlag : nonEmpty(env.CAIRN_CONFIG) ? env.CAIRN_CONFIG : undefined;
+  const configWhere = typeof configFlag === 'string' ? '--config' : 'CAIRN_CONFIG';
+  const file = configPath === undefined ? new Map<string, Raw>() : readConfigFile(configPath, configWhere, io);
+
+  const raw = (key: ConfigKey): Raw | undefined => {
+    const f = flags.values[key.name];
+    if (f !== undefined) {
+      const values = Array.isArray(f) ? f.map(String) : [String(f)];
+      return { values, where: `--${key.name}` };
+    }
+    const e = env[envName(key.name)];
+    if (nonEmpty(e)) return { values: [e], where: envName(key.name) };
+    return file.get(key.name);
+  };
+  const get = (name: string): Raw | undefined => {
+    const key = configKeys.find((k) => k.name === name);
+    if (key === undefined) throw new Error(`unknown config key ${name}`);
+    return raw(key);
+  };
+  const one = <T>(name: string, fallback: T, parse: (text: string) => Parsed<T>): T => {
+    const r = get(name);
+    if (r === undefined) return fallback;
+    return check(r, parse(r.values[r.values.length - 1] ?? ''));
+  };
+  const text = (name: string, fallback: string, validate?: (s: string) => string | undefined): string =>
+    one(name, fallback, (s) => {
+      const t = s.trim();
+      if (t === '') return { detail: 'expected a non-empty value' };
+      const detail = validate?.(t);
+      return detail === undefined ? { value: t } : { detail };
+    });
+  const optionalText = (name: string): string | undefined => {
+    const v = text(name, '');
+    return v === '' ? undefined : v;
+  };
+
+  const listenRaw = get('listen');
+  const listen = listenRaw === undefined ? defaultListen() : check(listenRaw, parseListenList(listenRaw.values.join(',')));
+  const registryRaw = get('registry');
+  const registries = registryRaw === undefined ? [] : check(registryRaw, parseRegistryList(registryRaw.values));
+  const adminToken = optionalText('admin-token');
+  const consulToken = optionalText('consul-token');
+
+  const config: CairnConfig = {
+    ...(configPath !== undefined ? { configFile: configPath } : {}),
+    listen,
+    admin: one('admin', defaultAdmin(), (s) => {
+      const hp = parseHostPort(s);
+      return 'detail' in hp ? hp : { value: { ...hp.value, text: s.trim() } };
+    }),
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    adminReadonly: one('admin-readonly', false, parseBoolean),
+    registries,
+    strategy: one('strategy', 'wrr', (s) => parseChoice(s, strategies, { rnd: 'random' })),
+    matcher: one('matcher', 'prefix', (s) => parseChoice(s, matchers)),
+    tagPrefix: text('tag-prefix', 'urlprefix-', (s) =>
+      /\s/.test(s) ? `expected a prefix without spaces, got ${quote(s)}` : undefined,
+    ),
+    healthStatus: one('health-status', ['passing'], parseHealthStatus),
+    globMatching: one('glob-matching', true, parseBoolean),
+    workers: one('workers', 1, (s) =>
+      s.trim() === 'auto' ? { value: availableParallelism() } : parseInteger(s, 1, 1024, 'auto or a number'),
+    ),
+    logLevel: one('log-level', 'info', (s) => parseChoice(s, logLevels)),
+    accessLog: one('access-log', 'off', (s) => parseChoice(s, accessLogFormats)),
+    shutdownWaitMs: one('shutdown-wait', 10_000, parseDuration),
+    norouteStatus: one('noroute-status', 404, (s) => parseInteger(s, 200, 599, 'an HTTP status')),
+    ...(consulToken !== undefined ? { consulToken } : {}),
+    etcdPrefix: text('etcd-prefix', '/cairn', (s) =>
+      s.startsWith('/') ? undefined : `expected a key prefix starting with '/', got ${quote(s)}`,
+    ).replace(/(.)\/+$/, '$1'),
+    demo: one('demo', false, parseBoolean),
+  };
+  return { kind: 'config', config, positionals: flags.positionals };
+}
+
+function check<T>(raw: Raw, parsed: Parsed<T>): T {
+  if ('detail' in parsed) throw new Failure(new ConfigError(raw.where, parsed.detail));
+  return parsed.value;
+}
+
+function parseHealthStatus(text: string): Parsed<InstanceStatus[]> {
+  const out: InstanceStatus[] = [];
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const c = parseChoice(p, acceptableStatuses);
+    if ('detail' in c) return { detail: `expected passing or passing,warning, got ${quote(text)}` };
+    if (!out.includes(c.value)) out.push(c.value);
+  }
+  if (out.length === 0) return { detail: `expected passing or passing,warning, got ${quote(text)}` };
+  return { value: out };
+}
+
+function defaultListen(): ListenSpec[] {
+  return [{ text: ':9999', address: '', port: 9999, proto: 'http', proxyProtocol: false }];
+}
+
+function defaultAdmin(): AdminAddress {
+  return { text: '127.0.0.1:9998', address: '127.0.0.1', port: 9998 };
+}
+
+function nonEmpty(s: string | undefined): s is string {
+  return s !== undefined && s !== '';
+}
+
+// ---- flags ----
+
+type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+function parseFlags(args: readonly string[]): { values: FlagValues; positionals: string[] } {
+  const options: NonNullable<ParseArgsConfig['options']> = { ...metaOptions };
+  const booleans = new Set<string>(['help', 'version']);
+  for (const k of configKeys) {
+    options[k.name] = {
+      type: k.type,
+      ...(k.multiple === true ? { multiple: true } : {}),
+      ...(k.short !== undefined ? { short: k.short } : {}),
+    };
+    if (k.type === 'boolean') booleans.add(k.name);
+  }
+  const argv = rewriteBooleanValues(args, booleans);
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+    return { values: r.values as FlagValues, positionals: r.positionals };
+  } catch (e) {
+    throw new Failure(flagError(e));
+  }
+}
+
+/** `--demo=false` -> `--no-demo`: parseArgs booleans take no value, users expect both forms. */
+function rewriteBooleanValues(args: readonly string[], booleans: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] ?? '';
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const eq = a.indexOf('=');
+    const name = a.startsWith('--') && eq > 2 ? a.slice(2, eq) : '';
+    if (!booleans.has(name)) {
+      out.push(a);
+      continue;
+    }
+    const b = parseBoolean(a.slice(eq + 1));
+    if ('detail' in b) throw new Failure(new ConfigError(`--${name}`, b.detail));
+    out.push(b.value ? `--${name}` : `--no-${name}`);
+  }
+  return out;
+}
+
+function flagError(e: unknown): ConfigError {
+  const code = (e as { code?: unknown }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  const flag = /'(-[^' ]+)/.exec(message)?.[1] ?? 'flags';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new ConfigError(flag, 'unknown flag (see cairn --help)');
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (message.includes('does not take an argument')) return new ConfigError(flag, 'takes no value');
+    return new ConfigError(flag, `expected a value (write ${flag}=VALUE if it starts with '-')`);
+  }
+  return new ConfigError(flag, message.split('\n')[0] ?? message);
+}
+
+// ---- config file ----
+
+function readConfigFile(path: string, where: string, io: LoadConfigIo): Map<string, Raw> {
+  let text: string;
+  try {
+    text = (io.readFile ?? ((p: string) => readFileSync(p, 'utf8')))(path);
+  } catch (e) {
+    const reason = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : errorText(e);
+    throw new Failure(new ConfigError(where, `cannot read ${quote(path)}: ${reason}`));
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: false });
+  } catch (e) {
+    throw new Failure(new ConfigError(path, `not valid YAML or JSON: ${errorText(e)}`));
+  }
+  const out = new Map<string, Raw>();
+  if (doc === null || doc === undefined) return out;
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new Failure(new ConfigError(path, 'expected a mapping of keys (listen:, registry:, ...)'));
+  }
+  for (const [fileKey, value] of Object.entries(doc as Record<string, unknown>)) {
+    const name = canonicalKey(fileKey);
+    const key = configKeys.find((k) => k.name === name);
+    const where = `${path}: ${fileKey}`;
+    if (key === undefined) throw new Failure(new ConfigError(where, 'unknown key (see cairn --help)'));
+    if (value === null || value === undefined) continue;
+    const items = Array.isArray(value) ? value : [value];
+    if (Array.isArray(value) && key.multiple !== true) {
+      throw new Failure(new ConfigError(where, 'expected a single value, got a list'));
+    }
+    const values: string[] = [];
+    for (const item of items) {
+      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') values.push(String(item));
+      else throw new Failure(new ConfigError(where, 'expected a string, number or boolean'));
+    }
+    if (values.length > 0) out.set(name, { values, where });
+  }
+  return out;
+}
+
+function errorText(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return (m.split('\n')[0] ?? m).trim();
+}

@@ -1,0 +1,75 @@
+// Every configuration key, once: its flag, env name and file key derive from `name`, and the
+// help text is generated from here so it cannot drift from what the loader accepts.
+
+export interface ConfigKey {
+  /** Flag name without dashes, kebab-case: `tag-prefix` -> `--tag-prefix`, `CAIRN_TAG_PREFIX`. */
+  readonly name: string;
+  readonly type: 'string' | 'boolean';
+  /** Repeatable: every occurrence adds (and commas separate items too). */
+  readonly multiple?: boolean;
+  readonly short?: string;
+  /** Value placeholder for the help text. */
+  readonly value?: string;
+  readonly help: string;
+  /** Default as the user would write it, for the help text. */
+  readonly default?: string;
+}
+
+export const configKeys: readonly ConfigKey[] = [
+  {
+    name: 'listen',
+    type: 'string',
+    multiple: true,
+    value: 'ADDR[;proto=..]',
+    default: ':9999',
+    help: 'proxy listener: [host]:port[;proto=http|https|tcp|tcp+sni|grpc|grpcs][;cert=F;key=F][;pxyproto=true]',
+  },
+  { name: 'admin', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:9998', help: 'admin UI/API listener' },
+  { name: 'admin-token', type: 'string', value: 'TOKEN', help: 'bearer token required for admin mutations' },
+  { name: 'admin-readonly', type: 'boolean', default: 'false', help: 'refuse every admin mutation' },
+  {
+    name: 'registry',
+    type: 'string',
+    multiple: true,
+    value: 'KIND:WHERE',
+    help: 'file:PATH | consul:URL | etcd:URL; the instances of several are merged',
+  },
+  { name: 'strategy', type: 'string', value: 'NAME', default: 'wrr', help: 'balancing: wrr|rr|random|p2c (rnd = random)' },
+  { name: 'matcher', type: 'string', value: 'NAME', default: 'prefix', help: 'path matcher: prefix|iprefix|glob|segment' },
+  { name: 'tag-prefix', type: 'string', value: 'PREFIX', default: 'urlprefix-', help: 'prefix of route tags' },
+  {
+    name: 'health-status',
+    type: 'string',
+    value: 'LIST',
+    default: 'passing',
+    help: 'registry statuses that receive traffic: passing[,warning]',
+  },
+  { name: 'glob-matching', type: 'boolean', default: 'true', help: 'host globs like *.example.com (--no-glob-matching)' },
+  { name: 'workers', type: 'string', value: 'N|auto', default: '1', help: 'worker processes (cluster mode)' },
+  {
+    name: 'log-level',
+    type: 'string',
+    value: 'LEVEL',
+    default: 'info',
+    help: 'trace|debug|info|warn|error|fatal|silent',
+  },
+  { name: 'access-log', type: 'string', value: 'FORMAT', default: 'off', help: 'off|json|common|combined' },
+  { name: 'shutdown-wait', type: 'string', value: 'DURATION', default: '10s', help: 'drain time on SIGTERM' },
+  { name: 'noroute-status', type: 'string', value: 'CODE', default: '404', help: 'status when no route matches' },
+  { name: 'consul-token', type: 'string', value: 'TOKEN', help: 'Consul ACL token' },
+  { name: 'etcd-prefix', type: 'string', value: 'PREFIX', default: '/cairn', help: 'etcd key prefix' },
+  { name: 'demo', type: 'boolean', default: 'false', help: 'run the embedded demo (file registry + demo backends)' },
+];
+
+/** `tag-prefix` -> `CAIRN_TAG_PREFIX`. */
+export function envName(key: string): string {
+  return `CAIRN_${key.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** File keys may be written kebab-case, snake_case or camelCase; all map to the kebab name. */
+export function canonicalKey(fileKey: string): string {
+  return fileKey
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/_/g, '-')
+    .toLowerCase();
+}

@@ -1,0 +1,122 @@
+// One undici Pool per upstream origin (not BalancedPool: our balancer decides where a request
+// goes). Pools outlive table swaps while their target stays in the table; a pool whose origin
+// leaves the table is closed gracefully (in-flight requests finish, idle sockets close).
+
+import { Pool } from 'undici';
+import type { RouteTarget } from '../../routing/types.ts';
+
+export interface UpstreamOptions {
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Max connections per origin (undefined = unlimited, like nginx keepalive pools). */
+  readonly connections?: number;
+}
+
+export const defaultUpstreamOptions: UpstreamOptions = {
+  connectTimeoutMs: 5_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 0,
+  keepAliveTimeoutMs: 30_000,
+};
+
+/** The pool identity of a target: scheme, host:port and the TLS settings that change a connection. */
+export function originKey(t: RouteTarget): string {
+  const scheme = t.url.protocol === 'https:' || t.url.protocol === 'grpcs:' || t.opts.proto === 'https' ? 'https:' : 'http:';
+  let key = `${scheme}//${t.url.hostname.includes(':') ? `[${t.url.hostname}]` : t.url.hostname}:${t.url.port}`;
+  if (scheme === 'https:') {
+    if (t.opts.tlsSkipVerify === true) key += '#insecure';
+    const sni = tlsServerName(t);
+    if (sni !== undefined) key += `#sni=${sni}`;
+  }
+  return key;
+}
+
+/** Upstream SNI: from `host=<name>` (fabio), else the target's host name if it is not an IP. */
+function tlsServerName(t: RouteTarget): string | undefined {
+  const h = t.opts.host;
+  if (h !== undefined && h !== '' && h !== 'dst') return h;
+  return undefined;
+}
+
+export class Upstreams {
+  private readonly pools = new Map<string, Pool>();
+  /** Target key -> pool, so the hot path does one Map lookup without building a string. */
+  private readonly byTarget = new Map<string, Pool>();
+  private readonly opts: UpstreamOptions;
+
+  constructor(opts: Partial<UpstreamOptions> = {}) {
+    this.opts = { ...defaultUpstreamOptions, ...opts };
+  }
+
+  get options(): UpstreamOptions {
+    return this.opts;
+  }
+
+  pool(t: RouteTarget): Pool {
+    const p = this.byTarget.get(t.key);
+    if (p !== undefined) return p;
+    const key = originKey(t);
+    let pool = this.pools.get(key);
+    if (pool === undefined) {
+      pool = this.create(key, t);
+      this.pools.set(key, pool);
+    }
+    this.byTarget.set(t.key, pool);
+    return pool;
+  }
+
+  private create(key: string, t: RouteTarget): Pool {
+    const origin = key.split('#')[0] as string;
+    const https = origin.startsWith('https:');
+    const sni = https ? tlsServerName(t) : undefined;
+    return new Pool(origin, {
+      ...(this.opts.connections !== undefined ? { connections: this.opts.connections } : {}),
+      keepAliveTimeout: this.opts.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: Math.max(this.opts.keepAliveTimeoutMs, 600_000),
+      headersTimeout: this.opts.headersTimeoutMs,
+      bodyTimeout: this.opts.bodyTimeoutMs,
+      pipelining: 1,
+      connect: {
+        timeout: this.opts.connectTimeoutMs,
+        ...(https ? { rejectUnauthorized: t.opts.tlsSkipVerify !== true } : {}),
+        ...(sni !== undefined ? { servername: sni } : {}),
+      },
+    });
+  }
+
+  /** After a swap: close pools no target of the live tables uses any more (gracefully). */
+  retain(targets: Iterable<RouteTarget>): void {
+    const keepOrigins = new Set<string>();
+    const keepTargets = new Set<string>();
+    for (const t of targets) {
+      keepOrigins.add(originKey(t));
+      keepTargets.add(t.key);
+    }
+    for (const k of this.byTarget.keys()) if (!keepTargets.has(k)) this.byTarget.delete(k);
+    for (const [k, pool] of this.pools) {
+      if (keepOrigins.has(k)) continue;
+      this.pools.delete(k);
+      // close() waits for queued and running requests: a removed target is drained, not cut.
+      pool.close().catch(() => {});
+    }
+  }
+
+  get size(): number {
+    return this.pools.size;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    this.byTarget.clear();
+    await Promise.all(all.map((p) => p.close().catch(() => {})));
+  }
+
+  destroy(): void {
+    for (const p of this.pools.values()) p.destroy().catch(() => {});
+    this.pools.clear();
+    this.byTarget.clear();
+  }
+}

@@ -1,0 +1,2 @@
+export { type FileRegistryParse, parseFileRegistry } from './parse.ts';
+export { FileRegistry, type FileRegistryOptions, manualVersion } from './registry.ts';
