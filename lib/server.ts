@@ -1,8 +1,230 @@
-// Placeholder: the server wiring (controller, proxies, admin) replaces this file.
+// Wiring: config -> registries -> controller -> listeners (+ admin). `CairnServer` runs in-process
+// (integration tests start it on port 0); `runServer` adds signals and exit codes for the CLI.
 
-import type { CairnConfig } from './config/index.ts';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import { FileRegistry } from '../registry-adapters/file/index.ts';
+import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
+import { isTcpProto } from '../routing/table.ts';
+import type { RouteTarget } from '../routing/types.ts';
+import { AdminServer } from './admin/server.ts';
+import { type CairnConfig, type ListenSpec, tableOptions } from './config/index.ts';
+import { Controller, type SwapEvent } from './controller.ts';
+import { startDemo, type Demo } from './demo.ts';
+import { TargetHealth } from './health/target-health.ts';
+import { accessLogSink, createLogger, type Logger } from './logging.ts';
+import { HttpProxy } from './proxy/http-proxy.ts';
+import { UpgradeProxy } from './proxy/upgrade.ts';
+import { Upstreams } from './proxy/upstreams.ts';
 
-export async function runServer(_config: CairnConfig): Promise<void> {
-  process.stderr.write('cairn: serving is not available yet (try cairn routes or cairn explain)\n');
-  process.exit(1);
+export class StartupError extends Error {}
+
+interface Listener {
+  readonly spec: ListenSpec;
+  readonly server: http.Server | http2.Http2SecureServer;
+  readonly sockets: Set<Socket>;
+}
+
+export interface ServerDeps {
+  readonly logger?: Logger;
+  /** Where the access log goes (default stdout). */
+  readonly accessLogOut?: NodeJS.WritableStream;
+}
+
+export class CairnServer {
+  readonly config: CairnConfig;
+  readonly logger: Logger;
+  readonly health = new TargetHealth();
+  readonly upstreams = new Upstreams();
+  readonly controller: Controller;
+  readonly proxy: HttpProxy;
+  readonly upgrades: UpgradeProxy;
+  readonly registries: RegistryAdapter[] = [];
+  private readonly listeners: Listener[] = [];
+  private admin: AdminServer | undefined;
+  private demo: Demo | undefined;
+  private draining = false;
+
+  constructor(config: CairnConfig, deps: ServerDeps = {}) {
+    this.config = config;
+    this.logger = deps.logger ?? createLogger(config.logLevel);
+    this.controller = new Controller({
+      build: tableOptions(config),
+      strategy: config.strategy,
+      health: this.health,
+      onSwap: (e) => this.onSwap(e),
+    });
+    const accessLog = accessLogSink(config.accessLog, deps.accessLogOut);
+    this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
+      noRouteStatus: config.norouteStatus,
+      ...(accessLog !== undefined ? { accessLog } : {}),
+    });
+    this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams);
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Addresses actually bound (port 0 resolved), in listen order. */
+  addresses(): { spec: ListenSpec; port: number; address: string }[] {
+    return this.listeners.map((l) => {
+      const a = l.server.address() as AddressInfo;
+      return { spec: l.spec, port: a.port, address: a.address };
+    });
+  }
+
+  adminAddress(): { port: number; address: string } | undefined {
+    return this.admin?.address();
+  }
+
+  async start(): Promise<void> {
+    let specs = this.config.registries;
+    if (this.config.demo) {
+      this.demo = await startDemo();
+      specs = [...specs, { kind: 'file', path: this.demo.registryFile, text: `file:${this.demo.registryFile}` }];
+      this.logger.info({ registry: this.demo.registryFile }, 'demo: backends started; edit the registry file to change routing live');
+    }
+    for (const spec of specs) {
+      if (spec.kind !== 'file') throw new StartupError(`--registry ${spec.text}: ${spec.kind} registries are not available in this version`);
+      this.registries.push(new FileRegistry(spec.path));
+    }
+    for (const l of this.config.listen) {
+      if (isTcpProto(l.proto)) throw new StartupError(`--listen ${l.text}: proto=${l.proto} listeners are not available in this version`);
+    }
+    for (const r of this.registries) {
+      await r.start(
+        (snapshot) => this.controller.updateSnapshotSoon(r.name, snapshot),
+        (state) => this.onRegistryState(state),
+      );
+    }
+    // Let the first snapshots land before traffic arrives.
+    this.controller.rebuild();
+    for (const spec of this.config.listen) await this.listen(spec);
+    this.admin = new AdminServer(this);
+    await this.admin.listen(this.config.admin.address, this.config.admin.port);
+    this.logger.info(
+      { listen: this.addresses().map((a) => `${a.address}:${a.port}`), admin: this.adminAddress() },
+      'cairn started',
+    );
+  }
+
+  private onRegistryState(state: RegistryState): void {
+    const status = state.state === 'up' ? 'up' : 'down';
+    this.controller.setStatus(state.registry, status, state.error);
+    if (state.state !== 'up') this.logger.warn({ registry: state.registry, state: state.state, error: state.error }, 'registry problem');
+  }
+
+  private onSwap(e: SwapEvent): void {
+    const live: RouteTarget[] = [];
+    for (const r of e.current.routes) for (const t of r.targets) live.push(t);
+    // Pools of targets that left are closed once their in-flight requests finish.
+    this.upstreams.retain(live);
+    this.health.retainOnly(new Set(live.map((t) => t.key)));
+    this.logger.info(
+      { version: e.current.version, routes: e.current.routes.length, problems: e.current.problems.length },
+      'routing table swapped',
+    );
+    for (const p of e.current.problems) {
+      this.logger.warn({ source: p.source, service: p.service, line: p.line, input: p.input }, `config problem: ${p.reason}`);
+    }
+  }
+
+  private async listen(spec: ListenSpec): Promise<void> {
+    const sockets = new Set<Socket>();
+    let server: http.Server | http2.Http2SecureServer;
+    const timeouts = {
+      keepAliveTimeout: spec.idleTimeoutMs ?? 65_000,
+      headersTimeout: spec.readTimeoutMs ?? 60_000,
+      requestTimeout: 0,
+    };
+    if (spec.proto === 'https' || spec.proto === 'grpcs') {
+      if (spec.cert === undefined) throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
+      let cert: Buffer;
+      let key: Buffer;
+      try {
+        cert = readFileSync(spec.cert);
+        key = readFileSync(spec.key ?? spec.cert);
+      } catch (err) {
+        throw new StartupError(`--listen ${spec.text}: cannot read certificate: ${(err as Error).message}`);
+      }
+      const s = http2.createSecureServer({ cert, key, allowHTTP1: true, ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}) }, this.proxy.handle);
+      s.setTimeout(timeouts.keepAliveTimeout);
+      s.on('upgrade', this.upgrades.handle);
+      server = s;
+    } else {
+      const s = http.createServer({ ...timeouts, maxHeaderSize: 64 * 1024 }, this.proxy.handle);
+      s.on('upgrade', this.upgrades.handle);
+      s.on('clientError', (err, socket) => {
+        const code = (err as { code?: string }).code;
+        if (!socket.writable) return socket.destroy();
+        const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      });
+      server = s;
+    }
+    server.on('connection', (sock: Socket) => {
+      sockets.add(sock);
+      sock.once('close', () => sockets.delete(sock));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new StartupError(`--listen ${spec.text}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`)),
+      );
+      server.listen(spec.port, spec.address === '' ? undefined : spec.address, () => resolve());
+    });
+    this.listeners.push({ spec, server, sockets });
+  }
+
+  /**
+   * Graceful stop: refuse new connections, let in-flight requests finish (up to `waitMs`), close
+   * idle keep-alive connections, then everything.
+   */
+  async stop(waitMs = this.config.shutdownWaitMs): Promise<void> {
+    this.draining = true;
+    const closed = this.listeners.map(
+      (l) => new Promise<void>((resolve) => (l.server as http.Server).close(() => resolve())),
+    );
+    for (const l of this.listeners) if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+    const deadline = Date.now() + waitMs;
+    while (this.proxy.active > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      for (const l of this.listeners) if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+    }
+    for (const l of this.listeners) for (const s of l.sockets) s.destroy();
+    for (const s of this.upgrades.open) s.destroy();
+    await Promise.all(closed);
+    for (const r of this.registries) await r.stop();
+    await this.admin?.close();
+    await this.upstreams.close();
+    await this.demo?.stop();
+  }
+}
+
+/** The CLI's serve mode: start, log, stop on SIGTERM/SIGINT. */
+export async function runServer(config: CairnConfig): Promise<void> {
+  const server = new CairnServer(config);
+  try {
+    await server.start();
+  } catch (err) {
+    process.stderr.write(`cairn: ${(err as Error).message}\n`);
+    await server.stop(0).catch(() => {});
+    process.exit(err instanceof StartupError ? 2 : 1);
+  }
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) {
+      process.exit(1);
+    }
+    stopping = true;
+    server.logger.info({ signal: sig }, 'shutting down: draining in-flight requests');
+    server.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
 }

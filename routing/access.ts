@@ -263,6 +263,14 @@ function goTrim(s: string): string {
 
 /** Family of the address in s[start, end) for matching: mapped IPv6 counts as IPv4. */
 function parseClientAddress(s: string, start: number, end: number): ParsedFamily {
+  // Fast path for Node's dual-stack form of every IPv4 client: `::ffff:a.b.c.d`.
+  if (end - start > 7 && s.charCodeAt(start) === 0x3a && s.startsWith('::ffff:', start)) {
+    const v = parseV4(s, start + 7, end);
+    if (v >= 0) {
+      scratchV4 = v;
+      return FAMILY_V4;
+    }
+  }
   const family = parseAddress(s, start, end);
   if (family === FAMILY_V6 && scratchIsMappedV4()) {
     scratchV4 = scratchMappedV4();

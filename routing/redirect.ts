@@ -143,8 +143,8 @@ function escapeUnsafe(s: string): string {
     } else if (c < 0x10000) {
       out += pct(0xe0 | (c >> 12)) + pct(0x80 | ((c >> 6) & 63)) + pct(0x80 | (c & 63));
     } else {
-      out +=
-        pct(0xf0 | (c >> 18)) + pct(0x80 | ((c >> 12) & 63)) + pct(0x80 | ((c >> 6) & 63)) + pct(0x80 | (c & 63));
+      out += pct(0xf0 | (c >> 18)) + pct(0x80 | ((c >> 12) & 63));
+      out += pct(0x80 | ((c >> 6) & 63)) + pct(0x80 | (c & 63));
     }
   }
   return out;

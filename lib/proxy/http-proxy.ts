@@ -19,7 +19,8 @@ import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-pat
 import type { Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+// HTTP/2 compat responses have the same runtime API for everything used here.
+export type ClientResponse = ServerResponse;
 
 export interface AccessLogEntry {
   readonly time: number;
@@ -88,7 +89,8 @@ export class HttpProxy {
   }
 
   /** The request listener (bound once). */
-  readonly handle = (req: ClientRequest, res: ClientResponse): void => {
+  readonly handle = (req: ClientRequest, response: ServerResponse | Http2ServerResponse): void => {
+    const res = response as ServerResponse;
     try {
       this.route(req, res);
     } catch (err) {

@@ -61,7 +61,8 @@ function lines(r: { commands: RouteCommand[] }): string[] {
 
 describe('tags: fabio consul_parse_tag vectors', () => {
   for (const v of vectors.consul_parse_tag as ParseTagVector[]) {
-    it(JSON.stringify(v.input.tag) + (v.input.env === null ? '' : ` env ${JSON.stringify(v.input.env)}`), () => {
+    const env = v.input.env === null ? '' : ` env ${JSON.stringify(v.input.env)}`;
+    it(JSON.stringify(v.input.tag) + env, () => {
       expect(parseRouteTag(v.input.tag, v.input.prefix, v.input.env ?? undefined)).to.deep.equal(v.expected);
     });
   }
@@ -80,7 +81,11 @@ describe('tags: fabio consul_tags_to_routes vectors', () => {
     const r = instanceRouteCommands(inst(['urlprefix-/old redirect=301']), { tagPrefix: 'urlprefix-' });
     expect(lines(r)).to.deep.equal(['route add svc /old http://10.0.0.1:8080/']);
     expect(r.problems).to.have.length(1);
-    expect(r.problems[0]).to.include({ severity: 'warning', source: 'tag', input: 'urlprefix-/old redirect=301' });
+    expect(r.problems[0]).to.include({
+      severity: 'warning',
+      source: 'tag',
+      input: 'urlprefix-/old redirect=301',
+    });
     expect(r.problems[0]?.reason).to.contain('redirect=<code>,<url>');
   });
 });
@@ -92,7 +97,11 @@ describe('tags: parseRouteTag details', () => {
       route: ':3306',
       opts: 'proto=tcp',
     });
-    expect(parseRouteTag('p-EXAMPLE.com', 'p-', undefined)).to.deep.equal({ ok: true, route: 'EXAMPLE.com', opts: '' });
+    expect(parseRouteTag('p-EXAMPLE.com', 'p-', undefined)).to.deep.equal({
+      ok: true,
+      route: 'EXAMPLE.com',
+      opts: '',
+    });
     expect(parseRouteTag('p-$x.com', 'p-', { x: 'y' }).route).to.equal('$x.com');
   });
 
@@ -105,7 +114,11 @@ describe('tags: parseRouteTag details', () => {
   });
 
   it('trims Go white space (NBSP, U+3000) around the tag and after the prefix', () => {
-    expect(parseRouteTag('\u00a0p-\u3000/x\u2028', 'p-', undefined)).to.deep.equal({ ok: true, route: '/x', opts: '' });
+    expect(parseRouteTag('\u00a0p-\u3000/x\u2028', 'p-', undefined)).to.deep.equal({
+      ok: true,
+      route: '/x',
+      opts: '',
+    });
   });
 
   it('does not take prototype keys of env for variables', () => {
@@ -264,9 +277,8 @@ describe('tags: instanceRouteCommands (Cairn)', () => {
   });
 
   it('reports an instance without address or with a bad port once per route tag', () => {
-    expect(instanceRouteCommands(inst(['urlprefix-/a'], { address: '' }), prefix).problems[0]?.reason).to.equal(
-      'instance has no address',
-    );
+    const noAddress = instanceRouteCommands(inst(['urlprefix-/a'], { address: '' }), prefix);
+    expect(noAddress.problems[0]?.reason).to.equal('instance has no address');
     const r = instanceRouteCommands(inst(['urlprefix-/a', 'urlprefix-/b', 'x'], { port: 0 }), prefix);
     expect(r.commands).to.deep.equal([]);
     expect(r.problems.map((p) => p.input)).to.deep.equal(['urlprefix-/a', 'urlprefix-/b']);
@@ -276,9 +288,8 @@ describe('tags: instanceRouteCommands (Cairn)', () => {
     expect(lines(instanceRouteCommands(inst(['urlprefix-/a'], { address: '[::1]' }), prefix))).to.deep.equal([
       'route add svc /a http://[::1]:8080/',
     ]);
-    expect(lines(instanceRouteCommands(inst(['urlprefix-:9 proto=tcp'], { address: '::1' }), prefix))).to.deep.equal([
-      'route add svc :9 tcp://[::1]:8080',
-    ]);
+    const tcp = instanceRouteCommands(inst(['urlprefix-:9 proto=tcp'], { address: '::1' }), prefix);
+    expect(lines(tcp)).to.deep.equal(['route add svc :9 tcp://[::1]:8080']);
   });
 
   it('keeps proto=tcp+sni as an option with an http destination (fabio)', () => {
@@ -288,7 +299,8 @@ describe('tags: instanceRouteCommands (Cairn)', () => {
   });
 
   it('a later redirect or proto option overrides the destination (last wins)', () => {
-    const r = instanceRouteCommands(inst(['urlprefix-/a redirect=302,https://x.com/$path proto=https']), prefix);
+    const tag = 'urlprefix-/a redirect=302,https://x.com/$path proto=https';
+    const r = instanceRouteCommands(inst([tag]), prefix);
     expect(lines(r)).to.deep.equal(['route add svc /a https://10.0.0.1:8080 opts "redirect=302"']);
   });
 
@@ -306,7 +318,15 @@ describe('tags: instanceRouteCommands (Cairn)', () => {
 });
 
 describe('tags: formatRouteCommand', () => {
-  const base: RouteCommand = { cmd: 'route add', service: 's', src: '/a', dst: 'http://h/', weight: 0, tags: [], opts: {} };
+  const base: RouteCommand = {
+    cmd: 'route add',
+    service: 's',
+    src: '/a',
+    dst: 'http://h/',
+    weight: 0,
+    tags: [],
+    opts: {},
+  };
   const cases: [RouteCommand, string][] = [
     [base, 'route add s /a http://h/'],
     [
@@ -320,8 +340,14 @@ describe('tags: formatRouteCommand', () => {
     [{ ...base, cmd: 'route del', tags: ['t'] }, 'route del s tags "t"'],
     [{ ...base, cmd: 'route del', service: '', tags: ['t', 'u'] }, 'route del tags "t,u"'],
     [{ ...base, cmd: 'route weight', dst: '', weight: 0.1 }, 'route weight s /a weight 0.1'],
-    [{ ...base, cmd: 'route weight', dst: '', weight: 0.1, tags: ['t'] }, 'route weight s /a weight 0.1 tags "t"'],
-    [{ ...base, cmd: 'route weight', service: '', weight: 0.5, tags: ['t'] }, 'route weight /a weight 0.5 tags "t"'],
+    [
+      { ...base, cmd: 'route weight', dst: '', weight: 0.1, tags: ['t'] },
+      'route weight s /a weight 0.1 tags "t"',
+    ],
+    [
+      { ...base, cmd: 'route weight', service: '', weight: 0.5, tags: ['t'] },
+      'route weight /a weight 0.5 tags "t"',
+    ],
   ];
   for (const [cmd, want] of cases) {
     it(want, () => expect(formatRouteCommand(cmd)).to.equal(want));
@@ -333,12 +359,17 @@ describe('tags: properties', () => {
 
   it('parseRouteTag never throws and returns strings', () => {
     fc.assert(
-      fc.property(fc.string(), fc.string({ maxLength: 4 }), fc.option(env, { nil: undefined }), (tag, prefix, e) => {
-        const r = parseRouteTag(tag, prefix, e);
-        expect(typeof r.route).to.equal('string');
-        expect(typeof r.opts).to.equal('string');
-        if (!r.ok) expect(r).to.deep.equal({ ok: false, route: '', opts: '' });
-      }),
+      fc.property(
+        fc.string(),
+        fc.string({ maxLength: 4 }),
+        fc.option(env, { nil: undefined }),
+        (tag, prefix, e) => {
+          const r = parseRouteTag(tag, prefix, e);
+          expect(typeof r.route).to.equal('string');
+          expect(typeof r.opts).to.equal('string');
+          if (!r.ok) expect(r).to.deep.equal({ ok: false, route: '', opts: '' });
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -357,12 +388,8 @@ describe('tags: properties', () => {
   });
 
   it('instanceRouteCommands never throws on arbitrary tags, addresses, ports and weights', () => {
-    const tagText = fc.oneof(
-      fc.string(),
-      fc
-        .array(fc.constantFrom('p-/a', 'p-:1', ' p-x/ ', 'strip=', 'weight=', 'lbweight=', 'redirect=3', ',', '=', ' '))
-        .map((a) => a.join('')),
-    );
+    const pieces = fc.constantFrom('p-/a', 'p-:1', ' p-x/ ', 'strip=', 'weight=', 'lbweight=', 'redirect=3', '=', ' ');
+    const tagText = fc.oneof(fc.string(), fc.array(pieces).map((a) => a.join('')));
     fc.assert(
       fc.property(
         fc.array(tagText, { maxLength: 5 }),
