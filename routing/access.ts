@@ -31,6 +31,15 @@ export function isGoSpace(c: number): boolean {
   );
 }
 
+/** Go's strings.TrimSpace. */
+export function goTrimSpace(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isGoSpace(s.charCodeAt(a))) a++;
+  while (b > a && isGoSpace(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 // Results of the last parseAddress() call. A module-level scratch area instead of a returned
 // object keeps the per-request path allocation-free.
 let scratchV4 = 0;
@@ -226,8 +235,8 @@ export function parseAccessRules(text: string): AccessRulesResult {
     const colon = item.indexOf(':');
     if (colon < 0) return { error: `invalid access item, expected <type>:<data>, got [${item}]` };
     const type = item.slice(0, colon);
-    if (goTrim(type).toLowerCase() !== 'ip') return { error: `unknown access item type: ${type}` };
-    const value = goTrim(item.slice(colon + 1));
+    if (goTrimSpace(type).toLowerCase() !== 'ip') return { error: `unknown access item type: ${type}` };
+    const value = goTrimSpace(item.slice(colon + 1));
     const slash = value.indexOf('/');
     if (slash < 0) {
       const family = parseAddress(value, 0, value.length);
@@ -251,14 +260,6 @@ export function parseAccessRules(text: string): AccessRulesResult {
     cidrs.push(makeCidr(value, family, bits));
   }
   return { cidrs };
-}
-
-function goTrim(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && isGoSpace(s.charCodeAt(a))) a++;
-  while (b > a && isGoSpace(s.charCodeAt(b - 1))) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
 /** Family of the address in s[start, end) for matching: mapped IPv6 counts as IPv4. */

@@ -115,7 +115,10 @@ export function explainUrl(table: RouteTable, url: string, opts: ExplainOptions)
   let route: Route | undefined;
   let rejected: RejectedRoute[];
   if (parsed.kind === 'http') {
-    const req = opts.normalizePath === undefined ? parsed.req : { ...parsed.req, path: opts.normalizePath(parsed.req.path) };
+    const req =
+      opts.normalizePath === undefined
+        ? parsed.req
+        : { ...parsed.req, path: opts.normalizePath(parsed.req.path) };
     const r = table.http.explain(req);
     route = r.route;
     rejected = [...r.rejected];
@@ -173,7 +176,8 @@ function explainTcp(
     if ((r.proto !== 'tcp' && r.proto !== 'tcp+sni') || r === route) continue;
     let reason: string;
     if (r.port !== 0 && r.port !== port) reason = `port does not match: ${port} is not ${r.port}`;
-    else if (r.proto === 'tcp+sni' && r.host !== '' && !byName) reason = 'needs a TLS server name (SNI); the URL names none';
+    else if (r.proto === 'tcp+sni' && r.host !== '' && !byName)
+      reason = 'needs a TLS server name (SNI); the URL names none';
     else if (r.proto === 'tcp+sni' && r.host !== '' && r.host !== host) {
       reason = `server name does not match: ${host} is not ${r.host}`;
     } else if (route !== undefined) reason = `${route.src} was chosen first`;

@@ -168,7 +168,8 @@ class TableBuilder {
     const parsed = parseRouteOptions(c.opts, c.dst);
     for (const e of parsed.errors) this.problem(c, e);
     if (parsed.errors.length > 0) return;
-    for (const w of parsed.warnings) this.problem(c, w, 'warning');
+    // Commands from tags were validated (and their warnings reported) by instanceRouteCommands.
+    if (c.instanceId === undefined) for (const w of parsed.warnings) this.problem(c, w, 'warning');
     const tcp = isTcpSrc(c.src, parsed.opts.proto);
     const { hostKey, path } = splitSrc(c.src, tcp);
     let paths = this.hosts.get(hostKey);
@@ -194,7 +195,7 @@ class TableBuilder {
       url,
       tags: c.tags,
       fixedWeight,
-      instanceWeight: c.instanceWeight !== undefined && c.instanceWeight >= 1 ? Math.floor(c.instanceWeight) : 1,
+      instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
       opts: parsed.opts,
       rawOpts: c.opts,
       instanceId: c.instanceId,
@@ -337,6 +338,10 @@ function splitSrc(src: string, tcp: boolean): { hostKey: string; path: string } 
   const slash = src.indexOf('/');
   if (slash < 0) return { hostKey: src.toLowerCase(), path: '/' };
   return { hostKey: src.slice(0, slash).toLowerCase(), path: src.slice(slash) };
+}
+
+function instanceWeightOf(w: number | undefined): number {
+  return w !== undefined && w >= 1 ? Math.floor(w) : 1;
 }
 
 function matchesWeightRule(t: WorkTarget, c: RouteCommand): boolean {

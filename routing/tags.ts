@@ -9,7 +9,7 @@
 // instead of producing a half-configured route. fabio's macOS-only `.local` host suffix is not
 // reproduced (routing/ is platform independent).
 
-import { isGoSpace } from './access.ts';
+import { goTrimSpace, isGoSpace } from './access.ts';
 import {
   formatRouteOptions,
   lbWeightError,
@@ -37,15 +37,6 @@ export interface TagRouteOptions {
 export interface InstanceRoutes {
   readonly commands: RouteCommand[];
   readonly problems: Problem[];
-}
-
-/** Go's strings.TrimSpace. */
-export function goTrimSpace(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && isGoSpace(s.charCodeAt(a))) a++;
-  while (b > a && isGoSpace(s.charCodeAt(b - 1))) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
 /** Go's strings.Fields: the words between runs of white space. */
@@ -226,7 +217,10 @@ export function instanceRouteCommands(instance: ServiceInstance, opts: TagRouteO
       else if (o === 'lbweight' || o.startsWith('lbweight=')) lbWeightText = o.slice('lbweight='.length);
       else if (o.startsWith('redirect=')) {
         const parts = o.slice('redirect='.length).split(',');
-        if (parts.length === 2) {
+        if (parts.length === 2 && parts[1] === '') {
+          report(tag, `${o} has no redirect URL`, 'error');
+          skip = true;
+        } else if (parts.length === 2) {
           dst = parts[1] ?? '';
           words.push(`redirect=${parts[0]}`);
         } else {

@@ -3,8 +3,9 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { explainUrl } from '../../routing/explain.ts';
+import { explainUrl, parseExplainUrl } from '../../routing/explain.ts';
 import { tableConfig } from '../../routing/table.ts';
+import { normalizeRequestPath } from '../proxy/request-path.ts';
 import type { CairnServer } from '../server.ts';
 
 export interface RouteJson {
@@ -71,6 +72,8 @@ export class AdminServer {
       case '/api/explain': {
         const target = url.searchParams.get('url');
         if (target === null || target === '') return send(res, 400, { error: 'url parameter required' });
+        const parsed = parseExplainUrl(target);
+        if (typeof parsed === 'string') return send(res, 400, { error: parsed });
         return send(
           res,
           200,
@@ -78,6 +81,7 @@ export class AdminServer {
             strategy: this.cairn.config.strategy,
             health: this.cairn.health,
             balancer: (r) => runtime.balancer(r),
+            normalizePath: (p) => normalizeRequestPath(p) ?? p,
           }),
         );
       }

@@ -9,7 +9,8 @@ import type { Problem } from '../../routing/types.ts';
 export function formatProblemLine(p: Problem): string {
   let where = '';
   if (p.line !== undefined && p.source === 'manual') where = `line ${p.line}`;
-  else if (p.service !== undefined) where = p.instance === undefined ? p.service : `${p.service}/${p.instance}`;
+  else if (p.service !== undefined)
+    where = p.instance === undefined ? p.service : `${p.service}/${p.instance}`;
   else if (p.line !== undefined) where = `line ${p.line}`;
   const reason = p.severity === 'warning' ? `warning: ${p.reason}` : p.reason;
   return `# problem: ${p.source}${where === '' ? '' : ` ${where}`}: ${reason} (${p.input})`;

@@ -8,6 +8,7 @@ import { explainUrl, parseExplainUrl } from '../../routing/explain.ts';
 import { buildTable, tableConfig } from '../../routing/table.ts';
 import type { Problem, ServiceInstance, Snapshot } from '../../routing/types.ts';
 import { type CairnConfig, loadConfig, type RegistrySpec, tableOptions } from '../config/index.ts';
+import { normalizeRequestPath } from '../proxy/request-path.ts';
 import { formatProblemLine } from './format.ts';
 import { usage } from './usage.ts';
 import { packageVersion } from './version.ts';
@@ -58,7 +59,11 @@ export async function runCli(args: readonly string[], io: CliIo = defaultIo): Pr
 
 async function serve(config: CairnConfig, io: CliIo): Promise<number> {
   if (config.registries.length === 0 && !config.demo) {
-    return usageError(io, '--registry', 'expected file:PATH|consul:URL|etcd:URL to serve (or --demo; see cairn --help)');
+    return usageError(
+      io,
+      '--registry',
+      'expected file:PATH|consul:URL|etcd:URL to serve (or --demo; see cairn --help)',
+    );
   }
   // Loaded only when serving, so `routes` and `explain` stay quick and independent of the proxy.
   const { runServer } = await import('../server.ts');
@@ -81,7 +86,11 @@ async function explainCommand(config: CairnConfig, url: string, io: CliIo): Prom
   const loaded = await loadSnapshotOnce(config.registries, 'explain', io);
   if (typeof loaded === 'number') return loaded;
   const table = buildTable(loaded, tableOptions(config));
-  const out = explainUrl(table, url, { strategy: config.strategy });
+  // The same path the proxy would look up (decoded, dot segments resolved).
+  const out = explainUrl(table, url, {
+    strategy: config.strategy,
+    normalizePath: (p) => normalizeRequestPath(p) ?? p,
+  });
   io.stdout(JSON.stringify(out, null, 2));
   return out.route === null ? 1 : 0;
 }
@@ -90,11 +99,20 @@ async function explainCommand(config: CairnConfig, url: string, io: CliIo): Prom
  * Reads every registry once and merges them as the server would. Only file registries for now.
  * Resolves to an exit code on failure (after printing the one-line reason).
  */
-async function loadSnapshotOnce(specs: readonly RegistrySpec[], command: string, io: CliIo): Promise<Snapshot | number> {
-  if (specs.length === 0) return usageError(io, '--registry', `expected file:PATH (cairn ${command} reads a registry)`);
+async function loadSnapshotOnce(
+  specs: readonly RegistrySpec[],
+  command: string,
+  io: CliIo,
+): Promise<Snapshot | number> {
+  if (specs.length === 0)
+    return usageError(io, '--registry', `expected file:PATH (cairn ${command} reads a registry)`);
   for (const spec of specs) {
     if (spec.kind !== 'file') {
-      return usageError(io, '--registry', `${spec.text}: ${spec.kind} is not supported by this command yet (use file:PATH)`);
+      return usageError(
+        io,
+        '--registry',
+        `${spec.text}: ${spec.kind} is not supported by this command yet (use file:PATH)`,
+      );
     }
   }
   const instances: ServiceInstance[] = [];

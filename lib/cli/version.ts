@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 export function packageVersion(): string {
   for (const rel of ['../../package.json', '../../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
       if (pkg.name === 'cairn-lb' && typeof pkg.version === 'string') return pkg.version;
     } catch {
       // try the next location

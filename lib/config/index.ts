@@ -121,7 +121,11 @@ export function loadConfig(
   }
 }
 
-function load(args: readonly string[], env: Readonly<Record<string, string | undefined>>, io: LoadConfigIo): ConfigResult {
+function load(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  io: LoadConfigIo,
+): ConfigResult {
   const flags = parseFlags(args);
   if (flags.values.help === true) return { kind: 'help' };
   if (flags.values.version === true) return { kind: 'version' };
@@ -130,7 +134,8 @@ function load(args: readonly string[], env: Readonly<Record<string, string | und
   const configPath =
     typeof configFlag === 'string' ? configFlag : nonEmpty(env.CAIRN_CONFIG) ? env.CAIRN_CONFIG : undefined;
   const configWhere = typeof configFlag === 'string' ? '--config' : 'CAIRN_CONFIG';
-  const file = configPath === undefined ? new Map<string, Raw>() : readConfigFile(configPath, configWhere, io);
+  const file =
+    configPath === undefined ? new Map<string, Raw>() : readConfigFile(configPath, configWhere, io);
 
   const raw = (key: ConfigKey): Raw | undefined => {
     const f = flags.values[key.name];
@@ -165,9 +170,11 @@ function load(args: readonly string[], env: Readonly<Record<string, string | und
   };
 
   const listenRaw = get('listen');
-  const listen = listenRaw === undefined ? defaultListen() : check(listenRaw, parseListenList(listenRaw.values.join(',')));
+  const listen =
+    listenRaw === undefined ? defaultListen() : check(listenRaw, parseListenList(listenRaw.values.join(',')));
   const registryRaw = get('registry');
-  const registries = registryRaw === undefined ? [] : check(registryRaw, parseRegistryList(registryRaw.values));
+  const registries =
+    registryRaw === undefined ? [] : check(registryRaw, parseRegistryList(registryRaw.values));
   const adminToken = optionalText('admin-token');
   const consulToken = optionalText('consul-token');
 
@@ -284,7 +291,8 @@ function flagError(e: unknown): ConfigError {
   const code = (e as { code?: unknown }).code;
   const message = e instanceof Error ? e.message : String(e);
   const flag = /'(-[^' ]+)/.exec(message)?.[1] ?? 'flags';
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new ConfigError(flag, 'unknown flag (see cairn --help)');
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+    return new ConfigError(flag, 'unknown flag (see cairn --help)');
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
     if (message.includes('does not take an argument')) return new ConfigError(flag, 'takes no value');
     return new ConfigError(flag, `expected a value (write ${flag}=VALUE if it starts with '-')`);
@@ -325,7 +333,8 @@ function readConfigFile(path: string, where: string, io: LoadConfigIo): Map<stri
     }
     const values: string[] = [];
     for (const item of items) {
-      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean') values.push(String(item));
+      if (typeof item === 'string' || typeof item === 'number' || typeof item === 'boolean')
+        values.push(String(item));
       else throw new Failure(new ConfigError(where, 'expected a string, number or boolean'));
     }
     if (values.length > 0) out.set(name, { values, where });

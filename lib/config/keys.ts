@@ -24,7 +24,13 @@ export const configKeys: readonly ConfigKey[] = [
     default: ':9999',
     help: 'proxy listener: [host]:port[;proto=http|https|tcp|tcp+sni|grpc|grpcs][;cert=F;key=F][;pxyproto=true]',
   },
-  { name: 'admin', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:9998', help: 'admin UI/API listener' },
+  {
+    name: 'admin',
+    type: 'string',
+    value: 'HOST:PORT',
+    default: '127.0.0.1:9998',
+    help: 'admin UI/API listener',
+  },
   { name: 'admin-token', type: 'string', value: 'TOKEN', help: 'bearer token required for admin mutations' },
   { name: 'admin-readonly', type: 'boolean', default: 'false', help: 'refuse every admin mutation' },
   {
@@ -34,9 +40,27 @@ export const configKeys: readonly ConfigKey[] = [
     value: 'KIND:WHERE',
     help: 'file:PATH | consul:URL | etcd:URL; the instances of several are merged',
   },
-  { name: 'strategy', type: 'string', value: 'NAME', default: 'wrr', help: 'balancing: wrr|rr|random|p2c (rnd = random)' },
-  { name: 'matcher', type: 'string', value: 'NAME', default: 'prefix', help: 'path matcher: prefix|iprefix|glob|segment' },
-  { name: 'tag-prefix', type: 'string', value: 'PREFIX', default: 'urlprefix-', help: 'prefix of route tags' },
+  {
+    name: 'strategy',
+    type: 'string',
+    value: 'NAME',
+    default: 'wrr',
+    help: 'balancing: wrr|rr|random|p2c (rnd = random)',
+  },
+  {
+    name: 'matcher',
+    type: 'string',
+    value: 'NAME',
+    default: 'prefix',
+    help: 'path matcher: prefix|iprefix|glob|segment',
+  },
+  {
+    name: 'tag-prefix',
+    type: 'string',
+    value: 'PREFIX',
+    default: 'urlprefix-',
+    help: 'prefix of route tags',
+  },
   {
     name: 'health-status',
     type: 'string',
@@ -44,7 +68,12 @@ export const configKeys: readonly ConfigKey[] = [
     default: 'passing',
     help: 'registry statuses that receive traffic: passing[,warning]',
   },
-  { name: 'glob-matching', type: 'boolean', default: 'true', help: 'host globs like *.example.com (--no-glob-matching)' },
+  {
+    name: 'glob-matching',
+    type: 'boolean',
+    default: 'true',
+    help: 'host globs like *.example.com (--no-glob-matching)',
+  },
   { name: 'workers', type: 'string', value: 'N|auto', default: '1', help: 'worker processes (cluster mode)' },
   {
     name: 'log-level',
@@ -55,10 +84,21 @@ export const configKeys: readonly ConfigKey[] = [
   },
   { name: 'access-log', type: 'string', value: 'FORMAT', default: 'off', help: 'off|json|common|combined' },
   { name: 'shutdown-wait', type: 'string', value: 'DURATION', default: '10s', help: 'drain time on SIGTERM' },
-  { name: 'noroute-status', type: 'string', value: 'CODE', default: '404', help: 'status when no route matches' },
+  {
+    name: 'noroute-status',
+    type: 'string',
+    value: 'CODE',
+    default: '404',
+    help: 'status when no route matches',
+  },
   { name: 'consul-token', type: 'string', value: 'TOKEN', help: 'Consul ACL token' },
   { name: 'etcd-prefix', type: 'string', value: 'PREFIX', default: '/cairn', help: 'etcd key prefix' },
-  { name: 'demo', type: 'boolean', default: 'false', help: 'run the embedded demo (file registry + demo backends)' },
+  {
+    name: 'demo',
+    type: 'boolean',
+    default: 'false',
+    help: 'run the embedded demo (file registry + demo backends)',
+  },
 ];
 
 /** `tag-prefix` -> `CAIRN_TAG_PREFIX`. */

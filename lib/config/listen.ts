@@ -7,7 +7,14 @@
 // `ca=` for client certificates), which is what a standalone user has at hand.
 
 import { quote } from './errors.ts';
-import { type HostPort, type Parsed, parseBoolean, parseChoice, parseDuration, parseHostPort } from './values.ts';
+import {
+  type HostPort,
+  type Parsed,
+  parseBoolean,
+  parseChoice,
+  parseDuration,
+  parseHostPort,
+} from './values.ts';
 
 export const listenProtos = ['http', 'https', 'tcp', 'tcp+sni', 'grpc', 'grpcs'] as const;
 export type ListenProto = (typeof listenProtos)[number];
@@ -63,7 +70,10 @@ export function parseListen(text: string): Parsed<ListenSpec> {
     const v = eq < 0 ? '' : p.slice(eq + 1).trim();
     if (k === 'cs') return fail(item, 'cert sources (cs=) are not supported; use cert=FILE;key=FILE');
     if (!isListenOptionKey(k)) {
-      return fail(item, `unknown option ${quote(k)}; expected ${listenOptionKeys.map((o) => `${o}=`).join(' ')}`);
+      return fail(
+        item,
+        `unknown option ${quote(k)}; expected ${listenOptionKeys.map((o) => `${o}=`).join(' ')}`,
+      );
     }
     if (eq < 0 || v === '') return fail(item, `${k}: expected ${k}=VALUE`);
     seen.set(k, v);

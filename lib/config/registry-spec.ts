@@ -51,7 +51,8 @@ export function parseRegistrySpec(text: string): Parsed<RegistrySpec> {
       return { value: { kind: 'file', text: s, path: rest } };
     case 'consul': {
       const url = normaliseUrl(rest === '' ? defaultConsulUrl : rest);
-      if (url === undefined) return { detail: `consul: expected an http(s) URL (consul:${defaultConsulUrl}), got ${quote(text)}` };
+      if (url === undefined)
+        return { detail: `consul: expected an http(s) URL (consul:${defaultConsulUrl}), got ${quote(text)}` };
       return { value: { kind: 'consul', text: `consul:${url}`, url } };
     }
     default: {

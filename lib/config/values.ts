@@ -93,7 +93,8 @@ export function parseHostPort(text: string): Parsed<HostPort> {
     host = s.slice(0, colon);
     portText = s.slice(colon + 1);
     if (host.includes(':')) return { detail: `IPv6 addresses need brackets; ${expected}` };
-    if (host !== '' && !isHostOrIPv4(host)) return { detail: `${quote(host)} is not a host name or IP; ${expected}` };
+    if (host !== '' && !isHostOrIPv4(host))
+      return { detail: `${quote(host)} is not a host name or IP; ${expected}` };
   }
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) {

@@ -400,9 +400,8 @@ function sameName(a: string, b: string): boolean {
 function clientIpOf(addr: string | undefined): string {
   if (addr === undefined) return '';
   // Dual-stack listeners report IPv4 clients as ::ffff:a.b.c.d.
-  if (addr.length > 7 && addr.charCodeAt(0) === 58 && addr.indexOf('.', 7) > 7 && tokenIs(addr, 0, '::ffff:')) {
-    return addr.slice(7);
-  }
+  const mapped = addr.length > 7 && addr.charCodeAt(0) === 58 && addr.indexOf('.', 7) > 7;
+  if (mapped && tokenIs(addr, 0, '::ffff:')) return addr.slice(7);
   return addr;
 }
 
@@ -507,9 +506,7 @@ function forwardedProto(v: string): string | undefined {
         i++;
       }
       valueEnd = i;
-      while (valueEnd > valueStart && (v.charCodeAt(valueEnd - 1) === 32 || v.charCodeAt(valueEnd - 1) === 9)) {
-        valueEnd--;
-      }
+      while (valueEnd > valueStart && isOws(v.charCodeAt(valueEnd - 1))) valueEnd--;
     }
     if (nameEnd - nameStart === 5 && tokenIs(v, nameStart, 'proto')) {
       return v.slice(valueStart, valueEnd);
@@ -540,12 +537,16 @@ function unusualConnectionTokens(value: string): string {
       i++;
     }
     let stop = i;
-    while (stop > start && (value.charCodeAt(stop - 1) === 32 || value.charCodeAt(stop - 1) === 9)) stop--;
+    while (stop > start && isOws(value.charCodeAt(stop - 1))) stop--;
     if (!isHandledConnectionToken(value, start, stop)) {
       found += `,${value.slice(start, stop).toLowerCase()},`;
     }
   }
   return found;
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 function isHandledConnectionToken(value: string, start: number, stop: number): boolean {

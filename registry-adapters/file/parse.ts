@@ -28,7 +28,8 @@ const reIPv4ish = /^[0-9.]+$/;
 
 /** Parses a file registry's text. `fileName` picks the format (`.json`) and labels messages. */
 export function parseFileRegistry(text: string, fileName: string): FileRegistryParse {
-  if (text.trim() === '') return { error: `${fileName}: file is empty (write "services: []" to route nothing)` };
+  if (text.trim() === '')
+    return { error: `${fileName}: file is empty (write "services: []" to route nothing)` };
   const doc = parseText(text, fileName);
   if ('error' in doc) return doc;
   const root = doc.value;
@@ -40,7 +41,9 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
   const problems: Problem[] = [];
   for (const key of Object.keys(root)) {
     if (!topKeys.has(key)) {
-      problems.push(problem('warning', `unknown top-level key "${key}" ignored (expected services, routes)`, key));
+      problems.push(
+        problem('warning', `unknown top-level key "${key}" ignored (expected services, routes)`, key),
+      );
     }
   }
 
@@ -51,7 +54,10 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
   let manual: string;
   if (typeof routes === 'string') manual = routes;
   else if (Array.isArray(routes) && routes.every((r) => typeof r === 'string')) manual = routes.join('\n');
-  else return { error: `${fileName}: routes: expected text ("routes: |" block) or a list of route command lines` };
+  else
+    return {
+      error: `${fileName}: routes: expected text ("routes: |" block) or a list of route command lines`,
+    };
 
   const registry = `file:${fileName}`;
   const instances: ServiceInstance[] = [];
@@ -65,7 +71,9 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
     }
     const name = svc.name;
     if (typeof name !== 'string' || !reName.test(name)) {
-      problems.push(problem('error', `${where}: name: expected a service name without spaces, got ${show(name)}`, svc));
+      problems.push(
+        problem('error', `${where}: name: expected a service name without spaces, got ${show(name)}`, svc),
+      );
       continue;
     }
     for (const key of Object.keys(svc)) {
@@ -78,7 +86,10 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
     }
     const list = svc.instances ?? [];
     if (!Array.isArray(list)) {
-      problems.push({ ...problem('error', `instances: expected a list, got ${show(list)}`, svc), service: name });
+      problems.push({
+        ...problem('error', `instances: expected a list, got ${show(list)}`, svc),
+        service: name,
+      });
       continue;
     }
     let ids = seenIds.get(name);
@@ -95,7 +106,11 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
       for (const p of r.warnings) problems.push(p);
       if (ids.has(r.instance.id)) {
         problems.push({
-          ...problem('error', `id: duplicate instance id "${r.instance.id}" in service "${name}" (first one kept)`, list[j]),
+          ...problem(
+            'error',
+            `id: duplicate instance id "${r.instance.id}" in service "${name}" (first one kept)`,
+            list[j],
+          ),
           service: name,
           instance: r.instance.id,
         });
@@ -109,15 +124,15 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
 }
 
 type InstanceParse =
-  | { readonly instance: ServiceInstance; readonly warnings: Problem[] }
-  | { readonly problem: Problem };
+  { readonly instance: ServiceInstance; readonly warnings: Problem[] } | { readonly problem: Problem };
 
 function parseInstance(rec: unknown, service: string, index: number, registry: string): InstanceParse {
   const fallbackId = `#${index + 1}`;
   const bad = (instance: string, reason: string): InstanceParse => ({
     problem: { ...problem('error', reason, rec), service, instance },
   });
-  if (!isRecord(rec)) return bad(fallbackId, `instance ${fallbackId}: expected a mapping with address: and port:`);
+  if (!isRecord(rec))
+    return bad(fallbackId, `instance ${fallbackId}: expected a mapping with address: and port:`);
 
   let id: string | undefined;
   if (rec.id !== undefined && rec.id !== null) {
@@ -155,7 +170,8 @@ function parseInstance(rec: unknown, service: string, index: number, registry: s
   let status: InstanceStatus | undefined;
   if (rec.status !== undefined && rec.status !== null) {
     status = statuses.find((s) => s === rec.status);
-    if (status === undefined) return bad(id, `status: expected one of ${statuses.join('|')}, got ${show(rec.status)}`);
+    if (status === undefined)
+      return bad(id, `status: expected one of ${statuses.join('|')}, got ${show(rec.status)}`);
   }
 
   let meta: Record<string, string> | undefined;

@@ -115,7 +115,8 @@ export class FileRegistry implements RegistryAdapter {
     if ('error' in parsed) return { ok: false, error: parsed.error };
     const current = parsed.snapshot.manual;
     const currentVersion = manualVersion(current);
-    if (currentVersion !== version) return { ok: false, conflict: { value: current, version: currentVersion } };
+    if (currentVersion !== version)
+      return { ok: false, conflict: { value: current, version: currentVersion } };
     const updated = replaceRoutes(text, this.path, value);
     try {
       await writeAtomically(this.absPath, updated);
@@ -221,7 +222,10 @@ export class FileRegistry implements RegistryAdapter {
 
 /** The file's text with `routes:` set to `value`; YAML keeps its comments and layout. */
 function replaceRoutes(text: string, fileName: string, value: string): string {
-  if (fileName.toLowerCase().endsWith('.json') || (!/\.ya?ml$/i.test(fileName) && text.trimStart().startsWith('{'))) {
+  if (
+    fileName.toLowerCase().endsWith('.json') ||
+    (!/\.ya?ml$/i.test(fileName) && text.trimStart().startsWith('{'))
+  ) {
     const obj = JSON.parse(text) as Record<string, unknown>;
     obj.routes = value;
     return `${JSON.stringify(obj, null, 2)}\n`;

@@ -45,7 +45,9 @@ function error(args: string[], env: Env = {}, files: Record<string, string> = {}
 describe('config: defaults', () => {
   it('has the documented defaults', () => {
     const c = config([]);
-    expect(c.listen).to.deep.equal([{ text: ':9999', address: '', port: 9999, proto: 'http', proxyProtocol: false }]);
+    expect(c.listen).to.deep.equal([
+      { text: ':9999', address: '', port: 9999, proto: 'http', proxyProtocol: false },
+    ]);
     expect(c.admin).to.deep.equal({ text: '127.0.0.1:9998', address: '127.0.0.1', port: 9998 });
     expect(c.adminToken).to.equal(undefined);
     expect(c.adminReadonly).to.equal(false);
@@ -132,7 +134,11 @@ describe('config: precedence flag > env > file > default', () => {
     expect(fromFile.registries.map((r) => r.text)).to.deep.equal(['file:a.yaml']);
     const fromEnv = config(['-c', 'c.yaml'], { CAIRN_LISTEN: ':2000,:2001' }, f);
     expect(fromEnv.listen.map((l) => l.port)).to.deep.equal([2000, 2001]);
-    const fromFlags = config(['-c', 'c.yaml', '--listen', ':3000', '--listen', ':3001'], { CAIRN_LISTEN: ':2000' }, f);
+    const fromFlags = config(
+      ['-c', 'c.yaml', '--listen', ':3000', '--listen', ':3001'],
+      { CAIRN_LISTEN: ':2000' },
+      f,
+    );
     expect(fromFlags.listen.map((l) => l.port)).to.deep.equal([3000, 3001]);
   });
 
@@ -147,9 +153,13 @@ describe('config: precedence flag > env > file > default', () => {
   });
 
   it('file keys may be snake_case or camelCase; numbers and booleans are accepted', () => {
-    const c = config(['-c', 'x.yaml'], {}, {
-      'x.yaml': 'tag_prefix: a-\nnorouteStatus: 502\nworkers: 4\nglob_matching: false\nshutdown-wait: 2s\n',
-    });
+    const c = config(
+      ['-c', 'x.yaml'],
+      {},
+      {
+        'x.yaml': 'tag_prefix: a-\nnorouteStatus: 502\nworkers: 4\nglob_matching: false\nshutdown-wait: 2s\n',
+      },
+    );
     expect(c.tagPrefix).to.equal('a-');
     expect(c.norouteStatus).to.equal(502);
     expect(c.workers).to.equal(4);
@@ -158,9 +168,9 @@ describe('config: precedence flag > env > file > default', () => {
   });
 
   it('reads a JSON config file', () => {
-    expect(config(['-c', 'c.json'], {}, { 'c.json': '{"strategy": "rnd", "listen": [":8080"]}' }).strategy).to.equal(
-      'random',
-    );
+    expect(
+      config(['-c', 'c.json'], {}, { 'c.json': '{"strategy": "rnd", "listen": [":8080"]}' }).strategy,
+    ).to.equal('random');
   });
 
   it('an empty config file is fine', () => {
@@ -170,7 +180,9 @@ describe('config: precedence flag > env > file > default', () => {
 
 describe('config: validation (one line naming the key and the expected form)', () => {
   it('names the key as the user wrote it: flag, env or file key', () => {
-    expect(error(['--strategy', 'fast'])).to.equal('cairn: --strategy: expected one of wrr|rr|random|p2c, got "fast"');
+    expect(error(['--strategy', 'fast'])).to.equal(
+      'cairn: --strategy: expected one of wrr|rr|random|p2c, got "fast"',
+    );
     expect(error([], { CAIRN_STRATEGY: 'fast' })).to.equal(
       'cairn: CAIRN_STRATEGY: expected one of wrr|rr|random|p2c, got "fast"',
     );
@@ -181,26 +193,50 @@ describe('config: validation (one line naming the key and the expected form)', (
 
   const cases: [string, string[], RegExp][] = [
     ['strategy', ['--strategy', 'least'], /--strategy: expected one of wrr\|rr\|random\|p2c/],
-    ['matcher', ['--matcher', 'regex'], /--matcher: expected one of prefix\|iprefix\|glob\|segment, got "regex"/],
+    [
+      'matcher',
+      ['--matcher', 'regex'],
+      /--matcher: expected one of prefix\|iprefix\|glob\|segment, got "regex"/,
+    ],
     ['tag-prefix empty', ['--tag-prefix', ''], /--tag-prefix: expected a non-empty value/],
     ['tag-prefix spaces', ['--tag-prefix', 'a b'], /--tag-prefix: expected a prefix without spaces/],
-    ['health-status', ['--health-status', 'critical'], /--health-status: expected passing or passing,warning/],
+    [
+      'health-status',
+      ['--health-status', 'critical'],
+      /--health-status: expected passing or passing,warning/,
+    ],
     ['glob-matching', ['--glob-matching=maybe'], /--glob-matching: expected true or false, got "maybe"/],
     ['admin-readonly', ['--admin-readonly=2'], /--admin-readonly: expected true or false/],
     ['demo', ['--demo=x'], /--demo: expected true or false/],
     ['workers', ['--workers', 'many'], /--workers: expected auto or a number from 1 to 1024, got "many"/],
     ['workers 0', ['--workers', '0'], /--workers: expected auto or a number from 1 to 1024/],
-    ['log-level', ['--log-level', 'verbose'], /--log-level: expected one of trace\|debug\|info\|warn\|error\|fatal\|silent/],
+    [
+      'log-level',
+      ['--log-level', 'verbose'],
+      /--log-level: expected one of trace\|debug\|info\|warn\|error\|fatal\|silent/,
+    ],
     ['access-log', ['--access-log', 'apache'], /--access-log: expected one of off\|json\|common\|combined/],
-    ['shutdown-wait', ['--shutdown-wait', '10'], /--shutdown-wait: expected a duration like 10s, 500ms or 1m30s, got "10"/],
-    ['noroute-status', ['--noroute-status', '99'], /--noroute-status: expected an HTTP status from 200 to 599, got "99"/],
+    [
+      'shutdown-wait',
+      ['--shutdown-wait', '10'],
+      /--shutdown-wait: expected a duration like 10s, 500ms or 1m30s, got "10"/,
+    ],
+    [
+      'noroute-status',
+      ['--noroute-status', '99'],
+      /--noroute-status: expected an HTTP status from 200 to 599, got "99"/,
+    ],
     ['noroute-status text', ['--noroute-status', 'nope'], /--noroute-status: expected an HTTP status/],
     ['admin', ['--admin', 'localhost'], /--admin: expected \[host\]:port/],
     ['admin port', ['--admin', ':99999'], /--admin: port must be 0\.\.65535/],
     ['admin-token', ['--admin-token', ' '], /--admin-token: expected a non-empty value/],
     ['consul-token', ['--consul-token', ''], /--consul-token: expected a non-empty value/],
     ['etcd-prefix', ['--etcd-prefix', 'cairn'], /--etcd-prefix: expected a key prefix starting with '\/'/],
-    ['registry', ['--registry', 'zookeeper:x'], /--registry: expected file:PATH\|consul:URL\|etcd:URL, got "zookeeper:x"/],
+    [
+      'registry',
+      ['--registry', 'zookeeper:x'],
+      /--registry: expected file:PATH\|consul:URL\|etcd:URL, got "zookeeper:x"/,
+    ],
     ['registry file', ['--registry', 'file:'], /--registry: file: needs a path/],
     ['registry consul', ['--registry', 'consul:ftp://x'], /--registry: consul: expected an http\(s\) URL/],
     ['listen', ['--listen', '9999'], /--listen: "9999": expected \[host\]:port/],
@@ -250,7 +286,10 @@ describe('config: validation (one line naming the key and the expected form)', (
     expect(c.admin).to.deep.equal({ text: '[::1]:0', address: '::1', port: 0 });
     expect(c.adminToken).to.equal('s3cret');
     expect(c.adminReadonly).to.equal(true);
-    expect(c.registries.map((r) => r.text)).to.deep.equal(['file:./routes.yaml', 'consul:http://127.0.0.1:8500']);
+    expect(c.registries.map((r) => r.text)).to.deep.equal([
+      'file:./routes.yaml',
+      'consul:http://127.0.0.1:8500',
+    ]);
     expect(c.strategy).to.equal('random');
     expect(c.matcher).to.equal('iprefix');
     expect(c.healthStatus).to.deep.equal(['warning', 'passing']);
@@ -265,9 +304,13 @@ describe('config: validation (one line naming the key and the expected form)', (
   });
 
   it('config file errors', () => {
-    expect(error(['--config', 'missing.yaml'])).to.equal('cairn: --config: cannot read "missing.yaml": no such file');
+    expect(error(['--config', 'missing.yaml'])).to.equal(
+      'cairn: --config: cannot read "missing.yaml": no such file',
+    );
     expect(error([], { CAIRN_CONFIG: 'missing.yaml' })).to.match(/^cairn: CAIRN_CONFIG: cannot read/);
-    expect(error(['-c', 'b.yaml'], {}, { 'b.yaml': 'strategy: [a\n' })).to.match(/^cairn: b\.yaml: not valid YAML or JSON: /);
+    expect(error(['-c', 'b.yaml'], {}, { 'b.yaml': 'strategy: [a\n' })).to.match(
+      /^cairn: b\.yaml: not valid YAML or JSON: /,
+    );
     expect(error(['-c', 'b.yaml'], {}, { 'b.yaml': '- a\n- b\n' })).to.equal(
       'cairn: b.yaml: expected a mapping of keys (listen:, registry:, ...)',
     );
@@ -286,10 +329,16 @@ describe('config: validation (one line naming the key and the expected form)', (
 describe('config: fabio listener strings', () => {
   const ok: [string, Record<string, unknown>][] = [
     [':9999', { address: '', port: 9999, proto: 'http', proxyProtocol: false }],
-    ['0.0.0.0:443;proto=https;cert=c.pem;key=k.pem', { address: '0.0.0.0', port: 443, proto: 'https', cert: 'c.pem', key: 'k.pem' }],
+    [
+      '0.0.0.0:443;proto=https;cert=c.pem;key=k.pem',
+      { address: '0.0.0.0', port: 443, proto: 'https', cert: 'c.pem', key: 'k.pem' },
+    ],
     [':5432;proto=tcp', { address: '', port: 5432, proto: 'tcp' }],
     ['[::1]:80', { address: '::1', port: 80, proto: 'http' }],
-    ['[::]:8443;proto=https;cert=both.pem', { address: '::', port: 8443, proto: 'https', cert: 'both.pem', key: 'both.pem' }],
+    [
+      '[::]:8443;proto=https;cert=both.pem',
+      { address: '::', port: 8443, proto: 'https', cert: 'both.pem', key: 'both.pem' },
+    ],
     ['localhost:8080', { address: 'localhost', port: 8080 }],
     [':443;cert=c.pem;key=k.pem', { proto: 'https', cert: 'c.pem' }],
     [':443;proto=tcp+sni', { proto: 'tcp+sni' }],
@@ -370,12 +419,19 @@ describe('config: registries', () => {
 
   it('takes a comma list from env', () => {
     const c = config([], { CAIRN_REGISTRY: 'file:a.yaml,consul:https://consul.local:8501/' });
-    expect(c.registries.map((r) => r.text)).to.deep.equal(['file:a.yaml', 'consul:https://consul.local:8501']);
+    expect(c.registries.map((r) => r.text)).to.deep.equal([
+      'file:a.yaml',
+      'consul:https://consul.local:8501',
+    ]);
   });
 
   it('rejects bad specs', () => {
-    expect(error(['--registry', 'etcd:http://a:2379,ftp://b'])).to.match(/--registry: etcd: expected http\(s\) URLs/);
-    expect(error(['--registry', './routes.yaml'])).to.match(/--registry: expected file:PATH\|consul:URL\|etcd:URL/);
+    expect(error(['--registry', 'etcd:http://a:2379,ftp://b'])).to.match(
+      /--registry: etcd: expected http\(s\) URLs/,
+    );
+    expect(error(['--registry', './routes.yaml'])).to.match(
+      /--registry: expected file:PATH\|consul:URL\|etcd:URL/,
+    );
   });
 });
 
@@ -396,7 +452,9 @@ describe('config: durations', () => {
   }
   for (const text of ['', '10', 's', '10 s', '-1s', '1d', '1s2']) {
     it(`rejects ${JSON.stringify(text)}`, () => {
-      expect(parseDuration(text)).to.have.property('detail').that.match(/expected a duration/);
+      expect(parseDuration(text))
+        .to.have.property('detail')
+        .that.match(/expected a duration/);
     });
   }
 });

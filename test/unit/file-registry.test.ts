@@ -53,7 +53,12 @@ describe('file registry: parse', () => {
   it('parses the same content as JSON (by extension or by content)', () => {
     const json = JSON.stringify({
       services: [
-        { name: 'api', instances: [{ id: 'api-1', address: '127.0.0.1', port: 8081, tags: ['urlprefix-/api strip=/api'], weight: 1 }] },
+        {
+          name: 'api',
+          instances: [
+            { id: 'api-1', address: '127.0.0.1', port: 8081, tags: ['urlprefix-/api strip=/api'], weight: 1 },
+          ],
+        },
       ],
       routes: 'route weight api /api weight 0.1 tags "canary"\n',
     });
@@ -89,23 +94,78 @@ describe('file registry: parse', () => {
   });
 
   describe('a bad record is a problem and is skipped; the rest loads', () => {
-    const cases: [string, string, Partial<Problem> & { reason: RegExp }][] = [
-      ['missing address', '{ id: x, port: 80 }', { instance: 'x', reason: /^address: expected a host name or IP.*got nothing/ }],
-      ['URL as address', '{ id: x, address: "http://a", port: 80 }', { instance: 'x', reason: /^address: .*got "http:\/\/a"/ }],
+    const cases: [string, string, { instance: string; reason: RegExp }][] = [
+      [
+        'missing address',
+        '{ id: x, port: 80 }',
+        { instance: 'x', reason: /^address: expected a host name or IP.*got nothing/ },
+      ],
+      [
+        'URL as address',
+        '{ id: x, address: "http://a", port: 80 }',
+        { instance: 'x', reason: /^address: .*got "http:\/\/a"/ },
+      ],
       ['address with port', '{ id: x, address: "a:80", port: 80 }', { instance: 'x', reason: /^address: / }],
       ['bad IPv4', '{ id: x, address: 10.0.0.300, port: 80 }', { instance: 'x', reason: /^address: / }],
-      ['missing port', '{ id: x, address: a }', { instance: 'x', reason: /^port: expected an integer from 1 to 65535, got nothing/ }],
-      ['port out of range', '{ id: x, address: a, port: 70000 }', { instance: 'x', reason: /^port: .*got 70000/ }],
-      ['port not a number', '{ id: x, address: a, port: http }', { instance: 'x', reason: /^port: .*got "http"/ }],
+      [
+        'missing port',
+        '{ id: x, address: a }',
+        { instance: 'x', reason: /^port: expected an integer from 1 to 65535, got nothing/ },
+      ],
+      [
+        'port out of range',
+        '{ id: x, address: a, port: 70000 }',
+        { instance: 'x', reason: /^port: .*got 70000/ },
+      ],
+      [
+        'port not a number',
+        '{ id: x, address: a, port: http }',
+        { instance: 'x', reason: /^port: .*got "http"/ },
+      ],
       ['fractional port', '{ id: x, address: a, port: 80.5 }', { instance: 'x', reason: /^port: / }],
-      ['tags a string', '{ id: x, address: a, port: 80, tags: "urlprefix-/" }', { instance: 'x', reason: /^tags: expected a list of strings, got "urlprefix-\/"/ }],
-      ['tags with a number', '{ id: x, address: a, port: 80, tags: [1] }', { instance: 'x', reason: /^tags: expected a list of strings, got an element 1/ }],
-      ['weight 0', '{ id: x, address: a, port: 80, weight: 0 }', { instance: 'x', reason: /^weight: expected an integer from 1 to 1000000, got 0/ }],
-      ['weight fraction', '{ id: x, address: a, port: 80, weight: 1.5 }', { instance: 'x', reason: /^weight: .*got 1\.5/ }],
-      ['weight text', '{ id: x, address: a, port: 80, weight: heavy }', { instance: 'x', reason: /^weight: .*got "heavy"/ }],
-      ['bad status', '{ id: x, address: a, port: 80, status: ok }', { instance: 'x', reason: /^status: expected one of passing\|warning\|critical\|maintenance\|unknown, got "ok"/ }],
-      ['bad meta', '{ id: x, address: a, port: 80, meta: [a] }', { instance: 'x', reason: /^meta: expected a mapping of strings, got a list/ }],
-      ['id with spaces', '{ id: "a b", address: a, port: 80 }', { instance: '#1', reason: /^id: expected an instance id without spaces, got "a b"/ }],
+      [
+        'tags a string',
+        '{ id: x, address: a, port: 80, tags: "urlprefix-/" }',
+        { instance: 'x', reason: /^tags: expected a list of strings, got "urlprefix-\/"/ },
+      ],
+      [
+        'tags with a number',
+        '{ id: x, address: a, port: 80, tags: [1] }',
+        { instance: 'x', reason: /^tags: expected a list of strings, got an element 1/ },
+      ],
+      [
+        'weight 0',
+        '{ id: x, address: a, port: 80, weight: 0 }',
+        { instance: 'x', reason: /^weight: expected an integer from 1 to 1000000, got 0/ },
+      ],
+      [
+        'weight fraction',
+        '{ id: x, address: a, port: 80, weight: 1.5 }',
+        { instance: 'x', reason: /^weight: .*got 1\.5/ },
+      ],
+      [
+        'weight text',
+        '{ id: x, address: a, port: 80, weight: heavy }',
+        { instance: 'x', reason: /^weight: .*got "heavy"/ },
+      ],
+      [
+        'bad status',
+        '{ id: x, address: a, port: 80, status: ok }',
+        {
+          instance: 'x',
+          reason: /^status: expected one of passing\|warning\|critical\|maintenance\|unknown, got "ok"/,
+        },
+      ],
+      [
+        'bad meta',
+        '{ id: x, address: a, port: 80, meta: [a] }',
+        { instance: 'x', reason: /^meta: expected a mapping of strings, got a list/ },
+      ],
+      [
+        'id with spaces',
+        '{ id: "a b", address: a, port: 80 }',
+        { instance: '#1', reason: /^id: expected an instance id without spaces, got "a b"/ },
+      ],
       ['not a mapping', '"just text"', { instance: '#1', reason: /^instance #1: expected a mapping/ }],
     ];
     for (const [name, record, expected] of cases) {
@@ -145,7 +205,9 @@ describe('file registry: parse', () => {
       ]);
       expect(s.problems).to.have.length(1);
       expect(s.problems?.[0]).to.include({ service: 'svc', instance: 'a', severity: 'error' });
-      expect(s.problems?.[0]?.reason).to.equal('id: duplicate instance id "a" in service "svc" (first one kept)');
+      expect(s.problems?.[0]?.reason).to.equal(
+        'id: duplicate instance id "a" in service "svc" (first one kept)',
+      );
     });
 
     it('a bad service is skipped', () => {
@@ -191,11 +253,31 @@ extra: 1
     const cases: [string, string, string, RegExp][] = [
       ['empty', '', 'routes.yaml', /^routes\.yaml: file is empty/],
       ['only comments', '# nothing\n', 'routes.yaml', /^routes\.yaml: no content/],
-      ['YAML syntax', 'services:\n  - name: [api\n', 'routes.yaml', /^routes\.yaml: invalid YAML at line \d+, column \d+: /],
-      ['duplicate key', 'services: []\nservices: []\n', 'routes.yaml', /^routes\.yaml: invalid YAML at line 2, column 1: /],
+      [
+        'YAML syntax',
+        'services:\n  - name: [api\n',
+        'routes.yaml',
+        /^routes\.yaml: invalid YAML at line \d+, column \d+: /,
+      ],
+      [
+        'duplicate key',
+        'services: []\nservices: []\n',
+        'routes.yaml',
+        /^routes\.yaml: invalid YAML at line 2, column 1: /,
+      ],
       ['JSON syntax', '{"services": [}', 'routes.json', /^routes\.json: invalid JSON: /],
-      ['top-level list', '- a\n', 'routes.yaml', /^routes\.yaml: expected a mapping with "services:" and "routes:"/],
-      ['services not a list', 'services: {api: {}}\n', 'routes.yaml', /^routes\.yaml: services: expected a list of services/],
+      [
+        'top-level list',
+        '- a\n',
+        'routes.yaml',
+        /^routes\.yaml: expected a mapping with "services:" and "routes:"/,
+      ],
+      [
+        'services not a list',
+        'services: {api: {}}\n',
+        'routes.yaml',
+        /^routes\.yaml: services: expected a list of services/,
+      ],
       ['routes a number', 'routes: 3\n', 'routes.yaml', /^routes\.yaml: routes: expected text/],
     ];
     for (const [name, text, file, re] of cases) {
@@ -446,7 +528,10 @@ describe('file registry: watching adapter', function () {
       await started;
       const w = await reg?.writeManual('route del x', manualVersion(''));
       expect(w).to.deep.include({ ok: true });
-      expect(JSON.parse(await readFile(jsonFile, 'utf8'))).to.deep.equal({ services: [], routes: 'route del x' });
+      expect(JSON.parse(await readFile(jsonFile, 'utf8'))).to.deep.equal({
+        services: [],
+        routes: 'route del x',
+      });
     });
 
     it('reports a file that does not parse', async () => {
@@ -454,7 +539,9 @@ describe('file registry: watching adapter', function () {
       const { started } = start();
       await started;
       const w = await reg?.writeManual('route del x', manualVersion(''));
-      expect(w).to.have.property('error').that.match(/invalid YAML/);
+      expect(w)
+        .to.have.property('error')
+        .that.match(/invalid YAML/);
     });
   });
 });

@@ -172,7 +172,8 @@ describe('buildUpstreamHeaders: fabio live binary and proxy_forwarding header ca
     const v = vector('upstream request headers');
     const expected = lowerKeys(v.expected as Record<string, string>);
     // The live request: GET /app/h with X-Forwarded-For: 10.1.1.1 from 127.0.0.1 to port 19999.
-    const raw = ['Host', '127.0.0.1:19999', 'User-Agent', 'curl/8.5.0', 'Accept', '*/*', 'X-Forwarded-For', '10.1.1.1'];
+    const raw = ['Host', '127.0.0.1:19999', 'User-Agent', 'curl/8.5.0', 'Accept', '*/*'];
+    raw.push('X-Forwarded-For', '10.1.1.1');
     const localIp = '192.0.2.10';
     const uuid = '6f1c2b1e-9c3a-4d8e-a1f0-3b5c7d9e0a12';
     const out = single(
@@ -223,7 +224,9 @@ describe('buildUpstreamHeaders: fabio live binary and proxy_forwarding header ca
 
   it('host=<name> per target: each pick sends its own name', () => {
     const v = vector('host=name per target with rr');
-    const expected = (v.expected as { upstream_host_header_sequence: string[] }).upstream_host_header_sequence;
+    const { upstream_host_header_sequence: expected } = v.expected as {
+      upstream_host_header_sequence: string[];
+    };
     const got = expected.map((name) => single(build(['Host', 'proxy:9999'], { hostOverride: name })).host);
     expect(got).to.deep.equal(expected);
   });
@@ -260,7 +263,8 @@ describe('buildUpstreamHeaders: hop-by-hop headers (RFC 9110 7.6.1)', () => {
     const out = build(raw);
     const names = byName(out);
     for (const h of HOP_BY_HOP) expect(names.has(h), h).to.equal(false);
-    expect(out.slice(0, 6)).to.deep.equal(['Host', 'a.com', 'Accept', 'text/html', 'Authorization', 'Bearer t']);
+    const kept = ['Host', 'a.com', 'Accept', 'text/html', 'Authorization', 'Bearer t'];
+    expect(out.slice(0, 6)).to.deep.equal(kept);
   });
 
   it('removes headers named in Connection, wherever they are and however they are spelt', () => {
@@ -324,10 +328,10 @@ describe('buildUpstreamHeaders: hop-by-hop headers (RFC 9110 7.6.1)', () => {
 
   it('body framing: Transfer-Encoding dropped, Content-Length kept, but not both', () => {
     expect(single(build(['Content-Length', '5']))['content-length']).to.equal('5');
-    expect(byName(build(['Content-Length', '5', 'Transfer-Encoding', 'chunked'])).has('content-length')).to.equal(
-      false,
-    );
-    expect(byName(build(['Content-Length', '5', 'content-length', '5'])).get('content-length')).to.deep.equal(['5']);
+    const both = byName(build(['Content-Length', '5', 'Transfer-Encoding', 'chunked']));
+    expect(both.has('content-length')).to.equal(false);
+    const twice = byName(build(['Content-Length', '5', 'content-length', '5']));
+    expect(twice.get('content-length')).to.deep.equal(['5']);
   });
 });
 
@@ -360,7 +364,8 @@ describe('buildUpstreamHeaders: Cairn cases', () => {
   });
 
   it('unknown remote address keeps the existing chain and never throws', () => {
-    const out = single(build(['X-Forwarded-For', '10.0.0.1'], { remoteAddress: undefined, clientIpHeader: 'X-Client' }));
+    const ctx = { remoteAddress: undefined, clientIpHeader: 'X-Client' };
+    const out = single(build(['X-Forwarded-For', '10.0.0.1'], ctx));
     expect(out['x-forwarded-for']).to.equal('10.0.0.1');
     expect(out).to.not.have.property('x-real-ip');
     expect(out).to.not.have.property('x-client');
@@ -368,28 +373,30 @@ describe('buildUpstreamHeaders: Cairn cases', () => {
   });
 
   it('keeps an existing X-Real-Ip and X-Forwarded-Host (fabio TestAddHeaders)', () => {
-    const out = single(build(['Host', '5.6.7.8:1234', 'X-Real-Ip', '6.6.6.6', 'X-Forwarded-Host', '9.10.11.12:1234']));
+    const raw = ['Host', '5.6.7.8:1234', 'X-Real-Ip', '6.6.6.6', 'X-Forwarded-Host', '9.10.11.12:1234'];
+    const out = single(build(raw));
     expect(out['x-real-ip']).to.equal('6.6.6.6');
     expect(out['x-forwarded-host']).to.equal('9.10.11.12:1234');
     expect(out['x-forwarded-port']).to.equal('1234');
   });
 
   it('with both Forwarded and X-Forwarded-Proto present neither changes (fabio TestAddHeaders)', () => {
-    const out = single(build(['Forwarded', 'for=1.2.3.4; proto=some value', 'X-Forwarded-Proto', 'other value']));
+    const raw = ['Forwarded', 'for=1.2.3.4; proto=some value', 'X-Forwarded-Proto', 'other value'];
+    const out = single(build(raw));
     expect(out.forwarded).to.equal('for=1.2.3.4; proto=some value');
     expect(out['x-forwarded-proto']).to.equal('other value');
   });
 
   it('reads only a real proto= parameter from Forwarded (not httpproto=), unquoting it', () => {
-    expect(single(build(['Forwarded', 'for=9.9.9.9; httpproto=http/1.1; proto="https"']))['x-forwarded-proto']).to.equal(
-      'https',
-    );
-    expect(single(build(['Forwarded', 'for=9.9.9.9;proto=wss, for=8.8.8.8']))['x-forwarded-proto']).to.equal('https');
-    expect(single(build(['Forwarded', 'for=9.9.9.9']))['x-forwarded-proto']).to.equal('http');
+    const xfp = (forwarded: string) => single(build(['Forwarded', forwarded]))['x-forwarded-proto'];
+    expect(xfp('for=9.9.9.9; httpproto=http/1.1; proto="https"')).to.equal('https');
+    expect(xfp('for=9.9.9.9;proto=wss, for=8.8.8.8')).to.equal('https');
+    expect(xfp('for=9.9.9.9')).to.equal('http');
   });
 
   it('several Forwarded headers become one list, extended with by=', () => {
-    const out = single(build(['Forwarded', 'for=9.9.9.9', 'Forwarded', 'for=8.8.8.8'], { localIp: '5.6.7.8' }));
+    const raw = ['Forwarded', 'for=9.9.9.9', 'Forwarded', 'for=8.8.8.8'];
+    const out = single(build(raw, { localIp: '5.6.7.8' }));
     expect(out.forwarded).to.equal('for=9.9.9.9, for=8.8.8.8; by=5.6.7.8');
   });
 
@@ -409,7 +416,8 @@ describe('buildUpstreamHeaders: Cairn cases', () => {
   });
 
   it('HTTP/2: pseudo-headers dropped, :authority becomes Host and X-Forwarded-Host', () => {
-    const raw = [':method', 'GET', ':path', '/x', ':scheme', 'https', ':authority', 'a.com:8443', 'cookie', 'a=1', 'cookie', 'b=2'];
+    const raw = [':method', 'GET', ':path', '/x', ':scheme', 'https', ':authority', 'a.com:8443'];
+    raw.push('cookie', 'a=1', 'cookie', 'b=2');
     const out = single(build(raw, { tls: true, httpVersion: '2.0' }));
     expect(Object.keys(out).filter((k) => k.startsWith(':'))).to.deep.equal([]);
     expect(out.host).to.equal('a.com:8443');
@@ -500,9 +508,9 @@ describe('buildUpstreamHeaders: properties', () => {
   const mixedCase = fc
     .tuple(fc.constantFrom(...interesting), fc.array(fc.boolean(), { minLength: 24, maxLength: 24 }))
     .map(([n, flips]) => [...n].map((c, i) => (flips[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
-  const connectionValue = fc
-    .array(fc.oneof(fc.constantFrom(...interesting, 'close', 'keep-alive', 'upgrade'), fc.string()), { maxLength: 4 })
-    .map((tokens) => tokens.join(', '));
+  const connectionOptions = [...interesting, 'close', 'keep-alive', 'upgrade'];
+  const connectionToken = fc.oneof(fc.constantFrom(...connectionOptions), fc.string());
+  const connectionValue = fc.array(connectionToken, { maxLength: 4 }).map((tokens) => tokens.join(', '));
   const header = fc.oneof(
     fc.tuple(mixedCase, fc.string()),
     fc.tuple(fc.constantFrom('Connection', 'connection'), connectionValue),
@@ -518,7 +526,9 @@ describe('buildUpstreamHeaders: properties', () => {
     stripPrefix: fc.option(fc.string(), { nil: undefined }),
     hostOverride: fc.option(fc.string(), { nil: undefined }),
     localIp: fc.option(ip, { nil: undefined }),
-    clientIpHeader: fc.option(fc.constantFrom('X-Client-Ip', 'X-Forwarded-For', 'Client-IP'), { nil: undefined }),
+    clientIpHeader: fc.option(fc.constantFrom('X-Client-Ip', 'X-Forwarded-For', 'Client-IP'), {
+      nil: undefined,
+    }),
     upgrade: fc.boolean(),
   });
 
@@ -530,8 +540,8 @@ describe('buildUpstreamHeaders: properties', () => {
     }
     return tokens;
   }
-  const protectedName = (n: string) =>
-    n === 'host' || n === 'content-length' || n === 'x-real-ip' || n === 'forwarded' || n.startsWith('x-forwarded-');
+  const protectedNames = new Set(['host', 'content-length', 'x-real-ip', 'forwarded']);
+  const protectedName = (n: string) => protectedNames.has(n) || n.startsWith('x-forwarded-');
 
   it('never throws; emits one X-Forwarded-For ending with the client IP; no hop-by-hop header', () => {
     fc.assert(
@@ -542,14 +552,16 @@ describe('buildUpstreamHeaders: properties', () => {
         const names = byName(out);
         const xff = names.get('x-forwarded-for') ?? [];
         expect(xff).to.have.length(1);
-        const clientIp = ctx.remoteAddress.startsWith('::ffff:') ? ctx.remoteAddress.slice(7) : ctx.remoteAddress;
+        const addr = ctx.remoteAddress;
+        const clientIp = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
         expect((xff[0] as string).endsWith(clientIp)).to.equal(true);
         for (const h of HOP_BY_HOP) {
           if (ctx.upgrade && (h === 'connection' || h === 'upgrade')) continue;
           expect(names.has(h), h).to.equal(false);
         }
         for (const t of connectionTokens(raw)) {
-          if (t === '' || protectedName(t) || (ctx.upgrade && (t === 'connection' || t === 'upgrade'))) continue;
+          if (t === '' || protectedName(t)) continue;
+          if (ctx.upgrade && (t === 'connection' || t === 'upgrade')) continue;
           // Headers Cairn sets itself under a configured name are not the client's.
           if (ctx.clientIpHeader !== undefined && t === ctx.clientIpHeader.toLowerCase()) continue;
           expect(names.has(t), `named in Connection: ${t}`).to.equal(false);
@@ -680,6 +692,53 @@ describe('buildUpstreamHeaders + undici, filterResponseHeaders + Node (loopback)
       }
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('buildUpstreamHeaders + undici upgrade (loopback)', () => {
+  // With undici's dispatch({ upgrade }) ctx.upgrade stays unset: undici rejects an `upgrade`
+  // header and writes Connection/Upgrade itself. The websocket semantics (Forwarded proto=ws,
+  // X-Forwarded-Proto http) come from the client's Upgrade header either way.
+  it('undici writes Connection/Upgrade itself; the websocket headers still apply', async () => {
+    let seenHeaders: string[] = [];
+    const upstream = createServer();
+    upstream.on('upgrade', (req: IncomingMessage, socket) => {
+      seenHeaders = req.rawHeaders;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const client = new Client(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+    try {
+      const raw = ['Host', 'a.com', 'Connection', 'Upgrade', 'Upgrade', 'websocket'];
+      raw.push('Sec-WebSocket-Key', 'k');
+      const headers = buildUpstreamHeaders(raw, base);
+      const status = await new Promise<number>((resolve, reject) => {
+        client.dispatch(
+          { path: '/ws', method: 'GET', headers, upgrade: 'websocket' },
+          {
+            onConnect() {},
+            onUpgrade(statusCode, _rawHeaders, socket) {
+              socket.destroy();
+              resolve(statusCode);
+            },
+            onError(err) {
+              reject(err);
+            },
+          },
+        );
+      });
+      expect(status).to.equal(101);
+      const got = single(seenHeaders);
+      expect(got.upgrade).to.equal('websocket');
+      expect(got.connection).to.equal('upgrade');
+      expect(got.forwarded).to.equal('for=1.2.3.4; proto=ws; httpproto=http/1.1');
+      expect(got['x-forwarded-proto']).to.equal('http');
+      expect(got['sec-websocket-key']).to.equal('k');
+    } finally {
+      await client.close();
+      upstream.close();
     }
   });
 });

@@ -9,14 +9,8 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import {
-  expandVars,
-  formatRouteCommand,
-  goFields,
-  goTrimSpace,
-  instanceRouteCommands,
-  parseRouteTag,
-} from '../../routing/tags.ts';
+import { goTrimSpace } from '../../routing/access.ts';
+import { expandVars, formatRouteCommand, goFields, instanceRouteCommands, parseRouteTag } from '../../routing/tags.ts';
 import type { RouteCommand, ServiceInstance } from '../../routing/types.ts';
 import vectors from './fixtures/tags-fabio-vectors.json' with { type: 'json' };
 
@@ -302,6 +296,14 @@ describe('tags: instanceRouteCommands (Cairn)', () => {
     const tag = 'urlprefix-/a redirect=302,https://x.com/$path proto=https';
     const r = instanceRouteCommands(inst([tag]), prefix);
     expect(lines(r)).to.deep.equal(['route add svc /a https://10.0.0.1:8080 opts "redirect=302"']);
+  });
+
+  it('skips a tag whose redirect has an empty URL', () => {
+    const r = instanceRouteCommands(inst(['urlprefix-/a redirect=301,']), prefix);
+    expect(r.commands).to.deep.equal([]);
+    expect(r.problems.map((p) => [p.reason, p.severity])).to.deep.equal([
+      ['redirect=301, has no redirect URL', 'error'],
+    ]);
   });
 
   it('produces a "__proto__" option as a plain key', () => {
