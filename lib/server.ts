@@ -14,7 +14,9 @@ import { type CairnConfig, type ListenSpec, tableOptions } from './config/index.
 import { Controller, type SwapEvent } from './controller.ts';
 import { startDemo, type Demo } from './demo.ts';
 import { TargetHealth } from './health/target-health.ts';
+import { type CertStore, type LoadedCert, loadCertStore } from './tls-certs.ts';
 import { accessLogSink, createLogger, type Logger } from './logging.ts';
+import { loadRealms } from './proxy/basic-auth.ts';
 import { HttpProxy } from './proxy/http-proxy.ts';
 import { UpgradeProxy } from './proxy/upgrade.ts';
 import { Upstreams } from './proxy/upstreams.ts';
@@ -36,8 +38,8 @@ export interface ServerDeps {
 export class CairnServer {
   readonly config: CairnConfig;
   readonly logger: Logger;
-  readonly health = new TargetHealth();
-  readonly upstreams = new Upstreams();
+  readonly health: TargetHealth;
+  readonly upstreams: Upstreams;
   readonly controller: Controller;
   readonly proxy: HttpProxy;
   readonly upgrades: UpgradeProxy;
@@ -50,6 +52,16 @@ export class CairnServer {
   constructor(config: CairnConfig, deps: ServerDeps = {}) {
     this.config = config;
     this.logger = deps.logger ?? createLogger(config.logLevel);
+    this.health = new TargetHealth({
+      maxFailures: config.ejectAfter,
+      baseEjectMs: config.ejectTimeMs,
+      maxEjectMs: config.ejectTimeMs * 10,
+    });
+    this.upstreams = new Upstreams({
+      connectTimeoutMs: config.connectTimeoutMs,
+      headersTimeoutMs: config.responseTimeoutMs,
+      keepAliveTimeoutMs: config.upstreamIdleTimeoutMs,
+    });
     this.controller = new Controller({
       build: tableOptions(config),
       strategy: config.strategy,
@@ -59,6 +71,11 @@ export class CairnServer {
     const accessLog = accessLogSink(config.accessLog, deps.accessLogOut);
     this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
       noRouteStatus: config.norouteStatus,
+      defaultRetries: config.retries,
+      realms: loadRealms(config.auth),
+      ...(config.norouteHtmlFile !== undefined ? { noRouteBody: readFileSync(config.norouteHtmlFile, 'utf8') } : {}),
+      ...(config.requestIdHeader !== undefined ? { requestIdHeader: config.requestIdHeader } : {}),
+      ...(config.clientIpHeader !== undefined ? { clientIpHeader: config.clientIpHeader } : {}),
       ...(accessLog !== undefined ? { accessLog } : {}),
     });
     this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams);
@@ -135,27 +152,38 @@ export class CairnServer {
   private async listen(spec: ListenSpec): Promise<void> {
     const sockets = new Set<Socket>();
     let server: http.Server | http2.Http2SecureServer;
+    const c = this.config;
     const timeouts = {
-      keepAliveTimeout: spec.idleTimeoutMs ?? 65_000,
-      headersTimeout: spec.readTimeoutMs ?? 60_000,
-      requestTimeout: 0,
+      keepAliveTimeout: spec.idleTimeoutMs ?? c.clientIdleTimeoutMs,
+      headersTimeout: spec.readTimeoutMs ?? c.clientHeaderTimeoutMs,
+      requestTimeout: c.requestTimeoutMs,
     };
     if (spec.proto === 'https' || spec.proto === 'grpcs') {
       if (spec.cert === undefined) throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
-      let cert: Buffer;
-      let key: Buffer;
+      let store: CertStore;
       try {
-        cert = readFileSync(spec.cert);
-        key = readFileSync(spec.key ?? spec.cert);
+        store = loadCertStore(spec.cert, spec.key);
       } catch (err) {
-        throw new StartupError(`--listen ${spec.text}: cannot read certificate: ${(err as Error).message}`);
+        throw new StartupError(`--listen ${spec.text}: cannot load certificate: ${(err as Error).message}`);
       }
-      const s = http2.createSecureServer({ cert, key, allowHTTP1: true, ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}) }, this.proxy.handle);
+      const first = store.certs[0] as LoadedCert;
+      // HTTP/2 and HTTP/1.1 on one port, negotiated by ALPN.
+      const s = http2.createSecureServer(
+        {
+          cert: first.cert,
+          key: first.key,
+          SNICallback: store.sniCallback,
+          allowHTTP1: true,
+          maxSessionMemory: 64,
+          ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
+        },
+        this.proxy.handle,
+      );
       s.setTimeout(timeouts.keepAliveTimeout);
       s.on('upgrade', this.upgrades.handle);
       server = s;
     } else {
-      const s = http.createServer({ ...timeouts, maxHeaderSize: 64 * 1024 }, this.proxy.handle);
+      const s = http.createServer({ ...timeouts, maxHeaderSize: c.maxHeaderSize }, this.proxy.handle);
       s.on('upgrade', this.upgrades.handle);
       s.on('clientError', (err, socket) => {
         const code = (err as { code?: string }).code;
@@ -165,6 +193,7 @@ export class CairnServer {
       });
       server = s;
     }
+    if (c.maxConns > 0) server.maxConnections = c.maxConns;
     server.on('connection', (sock: Socket) => {
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
@@ -205,7 +234,14 @@ export class CairnServer {
 
 /** The CLI's serve mode: start, log, stop on SIGTERM/SIGINT. */
 export async function runServer(config: CairnConfig): Promise<void> {
-  const server = new CairnServer(config);
+  let server: CairnServer;
+  try {
+    server = new CairnServer(config);
+  } catch (err) {
+    // Unreadable auth files or no-route page: configuration the user must fix.
+    process.stderr.write(`cairn: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
   try {
     await server.start();
   } catch (err) {

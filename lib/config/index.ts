@@ -60,6 +60,22 @@ export interface CairnConfig {
   readonly accessLog: AccessLogFormat;
   readonly shutdownWaitMs: number;
   readonly norouteStatus: number;
+  readonly norouteHtmlFile?: string;
+  readonly requestIdHeader?: string;
+  readonly clientIpHeader?: string;
+  /** Basic-auth realms by name (`auth=NAME` on a route). */
+  readonly auth: readonly AuthSpec[];
+  readonly retries: number;
+  readonly ejectAfter: number;
+  readonly ejectTimeMs: number;
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly upstreamIdleTimeoutMs: number;
+  readonly clientHeaderTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxHeaderSize: number;
+  readonly maxConns: number;
   readonly consulToken?: string;
   /** etcd key prefix without a trailing slash, e.g. `/cairn`. */
   readonly etcdPrefix: string;
@@ -176,6 +192,11 @@ function load(
   const registries =
     registryRaw === undefined ? [] : check(registryRaw, parseRegistryList(registryRaw.values));
   const adminToken = optionalText('admin-token');
+  const norouteHtmlFile = optionalText('noroute-html');
+  const requestIdHeader = optionalText('request-id-header');
+  const clientIpHeader = optionalText('client-ip-header');
+  const authRaw = get('auth');
+  const auth = authRaw === undefined ? [] : authRaw.values.map((v) => check(authRaw, parseAuthSpec(v)));
   const consulToken = optionalText('consul-token');
 
   const config: CairnConfig = {
@@ -202,6 +223,21 @@ function load(
     accessLog: one('access-log', 'off', (s) => parseChoice(s, accessLogFormats)),
     shutdownWaitMs: one('shutdown-wait', 10_000, parseDuration),
     norouteStatus: one('noroute-status', 404, (s) => parseInteger(s, 200, 599, 'an HTTP status')),
+    ...(norouteHtmlFile !== undefined ? { norouteHtmlFile } : {}),
+    ...(requestIdHeader !== undefined ? { requestIdHeader } : {}),
+    ...(clientIpHeader !== undefined ? { clientIpHeader } : {}),
+    auth,
+    retries: one('retries', 2, (s) => parseInteger(s, 0, 10)),
+    ejectAfter: one('eject-after', 5, (s) => parseInteger(s, 0, 1000)),
+    ejectTimeMs: one('eject-time', 30_000, parseDuration),
+    connectTimeoutMs: one('connect-timeout', 5_000, parseDuration),
+    responseTimeoutMs: one('response-timeout', 60_000, parseDuration),
+    upstreamIdleTimeoutMs: one('upstream-idle-timeout', 30_000, parseDuration),
+    clientHeaderTimeoutMs: one('client-header-timeout', 30_000, parseDuration),
+    clientIdleTimeoutMs: one('client-idle-timeout', 65_000, parseDuration),
+    requestTimeoutMs: one('request-timeout', 0, parseDuration),
+    maxHeaderSize: one('max-header-size', 65_536, (s) => parseInteger(s, 1024, 16 * 1024 * 1024, 'a size in bytes')),
+    maxConns: one('max-conns', 0, (s) => parseInteger(s, 0, 1_000_000)),
     ...(consulToken !== undefined ? { consulToken } : {}),
     etcdPrefix: text('etcd-prefix', '/cairn', (s) =>
       s.startsWith('/') ? undefined : `expected a key prefix starting with '/', got ${quote(s)}`,
@@ -227,6 +263,38 @@ function parseHealthStatus(text: string): Parsed<InstanceStatus[]> {
   }
   if (out.length === 0) return { detail: `expected passing or passing,warning, got ${quote(text)}` };
   return { value: out };
+}
+
+export interface AuthSpec {
+  readonly name: string;
+  readonly type: 'basic';
+  readonly file: string;
+  readonly realm: string;
+}
+
+/** fabio's `proxy.auth` form: `name=NAME;type=basic;file=PATH[;realm=REALM]`. */
+export function parseAuthSpec(text: string): Parsed<AuthSpec> {
+  const fields = new Map<string, string>();
+  for (const part of text.split(';')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const eq = p.indexOf('=');
+    if (eq <= 0) return { detail: `expected name=NAME;type=basic;file=PATH[;realm=R], got ${quote(text)}` };
+    fields.set(p.slice(0, eq), p.slice(eq + 1));
+  }
+  const name = fields.get('name');
+  const file = fields.get('file');
+  const type = fields.get('type') ?? 'basic';
+  if (name === undefined || name === '' || file === undefined || file === '') {
+    return { detail: `expected name=NAME;type=basic;file=PATH[;realm=R], got ${quote(text)}` };
+  }
+  if (type !== 'basic') return { detail: `auth type ${quote(type)} is not supported (type=basic)` };
+  for (const k of fields.keys()) {
+    if (k !== 'name' && k !== 'file' && k !== 'type' && k !== 'realm') {
+      return { detail: `unknown auth option ${quote(k)} (name, type, file, realm)` };
+    }
+  }
+  return { value: { name, type: 'basic', file, realm: fields.get('realm') ?? name } };
 }
 
 function defaultListen(): ListenSpec[] {

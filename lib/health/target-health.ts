@@ -37,12 +37,22 @@ export class TargetState {
 
 export class TargetHealth implements TargetHealthView {
   private readonly states = new Map<string, TargetState>();
-  private readonly opts: PassiveHealthOptions;
-  private readonly now: () => number;
+  private opts: PassiveHealthOptions;
+  private now: () => number;
 
   constructor(opts: Partial<PassiveHealthOptions> = {}) {
     this.opts = { ...defaultPassiveHealth, ...opts };
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Changes the ejection settings (the server builds its TargetHealth before reading them). */
+  configure(opts: Partial<PassiveHealthOptions>): void {
+    this.opts = { ...this.opts, ...opts };
+    if (opts.now !== undefined) this.now = opts.now;
+  }
+
+  get options(): PassiveHealthOptions {
+    return this.opts;
   }
 
   state(key: string): TargetState {

@@ -103,12 +103,14 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
     const value = raw[i + 1];
     if (typeof name !== 'string' || typeof value !== 'string' || name.length === 0) continue;
 
+    // The first letter, lowercased, rules most names out before a full compare.
+    const c0 = name.charCodeAt(0) | 0x20;
     switch (name.length) {
       case 2:
         if (isName(name, 'te')) continue;
         break;
       case 4:
-        if (isName(name, 'host')) {
+        if (c0 === 104 /* h */ && isName(name, 'host')) {
           // undici rejects a second Host; the first one is what Node routed on.
           if (host === undefined) {
             host = value;
@@ -118,7 +120,7 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
         }
         break;
       case 6:
-        if (isName(name, 'cookie')) {
+        if (c0 === 99 /* c */ && isName(name, 'cookie')) {
           if (cookieAt < 0) {
             cookieAt = out.length;
             out.push(name, value);
@@ -127,22 +129,22 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
           }
           continue;
         }
-        if (isName(name, 'expect')) continue;
+        if (c0 === 101 /* e */ && isName(name, 'expect')) continue;
         break;
       case 7:
-        if (isName(name, 'upgrade')) {
+        if (c0 === 117 /* u */ && isName(name, 'upgrade')) {
           if (!websocket && isName(value, 'websocket')) websocket = true;
           if (upgradeMode) out.push(name, value);
           continue;
         }
-        if (isName(name, 'trailer')) continue;
+        if (c0 === 116 /* t */ && isName(name, 'trailer')) continue;
         break;
       case 9:
-        if (isName(name, 'forwarded')) {
+        if (c0 === 102 /* f */ && isName(name, 'forwarded')) {
           if (value !== '') forwarded = forwarded === '' ? value : `${forwarded}, ${value}`;
           continue;
         }
-        if (isName(name, 'x-real-ip')) {
+        if (c0 === 120 /* x */ && isName(name, 'x-real-ip')) {
           if (value !== '') {
             hasRealIp = true;
             out.push(name, value);
@@ -151,7 +153,7 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
         }
         break;
       case 10:
-        if (isName(name, 'connection')) {
+        if (c0 === 99 /* c */ && isName(name, 'connection')) {
           const named = unusualConnectionTokens(value);
           if (named !== '') connectionNamed += named;
           if (upgradeMode && connectionAt < 0) {
@@ -160,14 +162,14 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
           }
           continue;
         }
-        if (isName(name, 'keep-alive')) continue;
-        if (isName(name, ':authority')) {
+        if (c0 === 107 /* k */ && isName(name, 'keep-alive')) continue;
+        if (c0 === 58 /* : */ && isName(name, ':authority')) {
           if (authority === undefined) authority = value;
           continue;
         }
         break;
       case 14:
-        if (isName(name, 'content-length')) {
+        if (c0 === 99 /* c */ && isName(name, 'content-length')) {
           if (contentLengthAt < 0) {
             contentLengthAt = out.length;
             out.push(name, value);
@@ -176,46 +178,46 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
         }
         break;
       case 15:
-        if (isName(name, 'x-forwarded-for')) {
+        if (c0 === 120 /* x */ && isName(name, 'x-forwarded-for')) {
           if (value !== '') xff = xff === '' ? value : `${xff}, ${value}`;
           continue;
         }
         break;
       case 16:
-        if (isName(name, 'x-forwarded-host')) {
+        if (c0 === 120 /* x */ && isName(name, 'x-forwarded-host')) {
           if (value !== '') {
             hasXfHost = true;
             out.push(name, value);
           }
           continue;
         }
-        if (isName(name, 'x-forwarded-port')) {
+        if (c0 === 120 /* x */ && isName(name, 'x-forwarded-port')) {
           if (value !== '') {
             hasXfPort = true;
             out.push(name, value);
           }
           continue;
         }
-        if (isName(name, 'proxy-connection')) continue;
+        if (c0 === 112 /* p */ && isName(name, 'proxy-connection')) continue;
         break;
       case 17:
-        if (isName(name, 'x-forwarded-proto')) {
+        if (c0 === 120 /* x */ && isName(name, 'x-forwarded-proto')) {
           if (value !== '') {
             if (xfProto === undefined) xfProto = value;
             out.push(name, value);
           }
           continue;
         }
-        if (isName(name, 'transfer-encoding')) {
+        if (c0 === 116 /* t */ && isName(name, 'transfer-encoding')) {
           sawTransferEncoding = true;
           continue;
         }
         break;
       case 18:
-        if (strip !== '' && isName(name, 'x-forwarded-prefix')) continue;
+        if (strip !== '' && c0 === 120 /* x */ && isName(name, 'x-forwarded-prefix')) continue;
         break;
       case 19:
-        if (isName(name, 'proxy-authorization')) continue;
+        if (c0 === 112 /* p */ && isName(name, 'proxy-authorization')) continue;
         break;
     }
     // Remaining pseudo-headers (:method, :path, :scheme) are not valid HTTP/1.1 field names.
@@ -310,24 +312,24 @@ export function filterResponseHeaders(raw: readonly (string | Buffer)[], keepUpg
     const n = raw[i];
     const v = raw[i + 1];
     if (n === undefined || v === undefined) continue;
-    const name = typeof n === 'string' ? n : n.toString('latin1');
-    const value = typeof v === 'string' ? v : v.toString('latin1');
+    const name = typeof n === 'string' ? n : responseName(n);
     if (name.length === 0) continue;
 
+    const c0 = name.charCodeAt(0) | 0x20;
     switch (name.length) {
       case 2:
         if (isName(name, 'te')) continue;
         break;
       case 7:
-        if (isName(name, 'upgrade')) {
-          if (keepUpgrade) out.push(name, value);
+        if (c0 === 117 /* u */ && isName(name, 'upgrade')) {
+          if (keepUpgrade) out.push(name, latin1(v));
           continue;
         }
-        if (isName(name, 'trailer')) continue;
+        if (c0 === 116 /* t */ && isName(name, 'trailer')) continue;
         break;
       case 10:
-        if (isName(name, 'connection')) {
-          const named = unusualConnectionTokens(value);
+        if (c0 === 99 /* c */ && isName(name, 'connection')) {
+          const named = unusualConnectionTokens(latin1(v));
           if (named !== '') connectionNamed += named;
           if (keepUpgrade && connectionAt < 0) {
             connectionAt = out.length;
@@ -335,38 +337,98 @@ export function filterResponseHeaders(raw: readonly (string | Buffer)[], keepUpg
           }
           continue;
         }
-        if (isName(name, 'keep-alive')) continue;
+        if (c0 === 107 /* k */ && isName(name, 'keep-alive')) continue;
         break;
       case 14:
-        if (isName(name, 'content-length')) {
+        if (c0 === 99 /* c */ && isName(name, 'content-length')) {
           if (contentLengthAt < 0) {
             contentLengthAt = out.length;
-            out.push(name, value);
+            out.push(name, latin1(v));
           }
           continue;
         }
         break;
       case 16:
-        if (isName(name, 'proxy-connection')) continue;
+        if (c0 === 112 /* p */ && isName(name, 'proxy-connection')) continue;
         break;
       case 17:
-        if (isName(name, 'transfer-encoding')) {
+        if (c0 === 116 /* t */ && isName(name, 'transfer-encoding')) {
           sawTransferEncoding = true;
           continue;
         }
         break;
       case 18:
-        if (isName(name, 'proxy-authenticate')) continue;
+        if (c0 === 112 /* p */ && isName(name, 'proxy-authenticate')) continue;
         break;
     }
     // HTTP/2 upstreams: `:status` and friends are not header fields.
     if (name.charCodeAt(0) === 58) continue;
-    out.push(name, value);
+    out.push(name, latin1(v));
   }
 
   if (sawTransferEncoding && contentLengthAt >= 0) out.splice(contentLengthAt, 2);
   if (connectionNamed !== '') removeConnectionNamed(out, connectionNamed, false);
   return out;
+}
+
+// Response header names most upstreams send, as Go/nginx/Node spell them and lowercased (HTTP/2),
+// by length: a byte compare returns the shared string instead of decoding a new one.
+const COMMON_RESPONSE_NAMES: readonly (readonly string[])[] = (() => {
+  const names = [
+    'Content-Type',
+    'Content-Length',
+    'Date',
+    'Server',
+    'Cache-Control',
+    'ETag',
+    'Etag',
+    'Vary',
+    'Set-Cookie',
+    'Last-Modified',
+    'Expires',
+    'Location',
+    'Content-Encoding',
+    'Accept-Ranges',
+    'Age',
+    'Connection',
+    'Keep-Alive',
+    'Transfer-Encoding',
+    'Strict-Transport-Security',
+    'X-Content-Type-Options',
+    'X-Frame-Options',
+    'Content-Security-Policy',
+    'Referrer-Policy',
+    'Access-Control-Allow-Origin',
+    'X-Request-Id',
+    'Pragma',
+    'Via',
+    'X-Powered-By',
+  ];
+  const byLength: string[][] = [];
+  for (const name of [...names, ...names.map((n) => n.toLowerCase())]) {
+    const list = byLength[name.length] ?? [];
+    if (!list.includes(name)) list.push(name);
+    byLength[name.length] = list;
+  }
+  return byLength;
+})();
+
+function responseName(buf: Buffer): string {
+  const candidates = COMMON_RESPONSE_NAMES[buf.length];
+  if (candidates !== undefined) {
+    for (let c = 0; c < candidates.length; c++) {
+      const s = candidates[c] as string;
+      let i = 0;
+      while (i < s.length && buf[i] === s.charCodeAt(i)) i++;
+      if (i === s.length) return s;
+    }
+  }
+  return buf.toString('latin1');
+}
+
+/** Header bytes as Node writes them back (latin1), byte for byte. */
+function latin1(v: string | Buffer): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }
 
 /** ASCII case-insensitive compare of `name` with a lowercase constant; no allocation. */
@@ -521,6 +583,7 @@ function forwardedProto(v: string): string | undefined {
  * allocating.
  */
 function unusualConnectionTokens(value: string): string {
+  if (isName(value, 'keep-alive') || isName(value, 'close') || isName(value, 'upgrade')) return '';
   let found = '';
   const len = value.length;
   let i = 0;

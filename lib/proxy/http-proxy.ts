@@ -16,6 +16,7 @@ import type { Controller, TableRuntime } from '../controller.ts';
 import type { TargetHealth, TargetState } from '../health/target-health.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
+import type { BasicAuthRealm } from './basic-auth.ts';
 import type { Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -50,6 +51,8 @@ export interface HttpProxyOptions {
   readonly clientIpHeader?: string;
   readonly localIp?: string;
   readonly accessLog?: (e: AccessLogEntry) => void;
+  /** Basic-auth realms for routes with `auth=NAME`. */
+  readonly realms?: ReadonlyMap<string, BasicAuthRealm>;
   /** Called once per finished request (metrics). */
   readonly onResponse?: (route: Route | undefined, target: RouteTarget | undefined, status: number, ms: number) => void;
 }
@@ -140,6 +143,17 @@ export class HttpProxy {
       const remote = req.socket?.remoteAddress ?? '';
       if (isDenied(o.allow, o.deny, remote, typeof xff === 'string' ? xff : Array.isArray(xff) ? xff.join(', ') : '')) {
         return this.reject(req, res, 403, 'access denied\n', started, undefined, route, target);
+      }
+    }
+    if (o.auth !== undefined) {
+      const realm = this.opts.realms?.get(o.auth);
+      if (realm === undefined) {
+        return this.reject(req, res, 500, `auth realm ${o.auth} is not configured\n`, started, undefined, route, target);
+      }
+      const authz = req.headers.authorization;
+      if (!realm.check(typeof authz === 'string' ? authz : undefined)) {
+        res.setHeader('WWW-Authenticate', realm.challenge);
+        return this.reject(req, res, 401, 'authentication required\n', started, undefined, route, target);
       }
     }
     if (o.redirectCode !== undefined) {

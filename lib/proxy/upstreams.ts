@@ -4,6 +4,7 @@
 
 import { Pool } from 'undici';
 import type { RouteTarget } from '../../routing/types.ts';
+import { DnsCache } from './dns-cache.ts';
 
 export interface UpstreamOptions {
   readonly connectTimeoutMs: number;
@@ -42,12 +43,25 @@ function tlsServerName(t: RouteTarget): string | undefined {
 
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
-  /** Target key -> pool, so the hot path does one Map lookup without building a string. */
-  private readonly byTarget = new Map<string, Pool>();
-  private readonly opts: UpstreamOptions;
+  /**
+   * Target object -> pool, so the hot path does one lookup without building a string. Keyed by
+   * the (per-table, frozen) target object, not `target.key`: two routes may share an instance
+   * with different TLS options, which need different pools.
+   */
+  private byTarget = new WeakMap<RouteTarget, Pool>();
+  private opts: UpstreamOptions;
+  readonly dns = new DnsCache();
 
   constructor(opts: Partial<UpstreamOptions> = {}) {
     this.opts = { ...defaultUpstreamOptions, ...opts };
+  }
+
+  /**
+   * Changes the options of pools created from now on (call before traffic starts). The server
+   * builds its Upstreams before it knows every setting; tests shorten timeouts through this.
+   */
+  configure(opts: Partial<UpstreamOptions>): void {
+    this.opts = { ...this.opts, ...opts };
   }
 
   get options(): UpstreamOptions {
@@ -55,7 +69,7 @@ export class Upstreams {
   }
 
   pool(t: RouteTarget): Pool {
-    const p = this.byTarget.get(t.key);
+    const p = this.byTarget.get(t);
     if (p !== undefined) return p;
     const key = originKey(t);
     let pool = this.pools.get(key);
@@ -63,7 +77,7 @@ export class Upstreams {
       pool = this.create(key, t);
       this.pools.set(key, pool);
     }
-    this.byTarget.set(t.key, pool);
+    this.byTarget.set(t, pool);
     return pool;
   }
 
@@ -80,6 +94,7 @@ export class Upstreams {
       pipelining: 1,
       connect: {
         timeout: this.opts.connectTimeoutMs,
+        lookup: this.dns.lookup,
         ...(https ? { rejectUnauthorized: t.opts.tlsSkipVerify !== true } : {}),
         ...(sni !== undefined ? { servername: sni } : {}),
       },
@@ -89,12 +104,12 @@ export class Upstreams {
   /** After a swap: close pools no target of the live tables uses any more (gracefully). */
   retain(targets: Iterable<RouteTarget>): void {
     const keepOrigins = new Set<string>();
-    const keepTargets = new Set<string>();
     for (const t of targets) {
       keepOrigins.add(originKey(t));
-      keepTargets.add(t.key);
     }
-    for (const k of this.byTarget.keys()) if (!keepTargets.has(k)) this.byTarget.delete(k);
+    // Old tables' target objects stay mapped until collected; a closed pool is never reused
+    // because the new table's targets are new objects.
+    this.byTarget = new WeakMap();
     for (const [k, pool] of this.pools) {
       if (keepOrigins.has(k)) continue;
       this.pools.delete(k);
@@ -110,13 +125,15 @@ export class Upstreams {
   async close(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
-    this.byTarget.clear();
+    this.byTarget = new WeakMap();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
+    this.dns.close();
   }
 
   destroy(): void {
     for (const p of this.pools.values()) p.destroy().catch(() => {});
     this.pools.clear();
-    this.byTarget.clear();
+    this.byTarget = new WeakMap();
+    this.dns.close();
   }
 }

@@ -5,7 +5,7 @@
 export function haproxyConfig(port: number, backendPort: number): string {
   return `global
   nbthread 1
-  maxconn 10000
+  maxconn 4096
 
 defaults
   mode http

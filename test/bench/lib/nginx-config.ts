@@ -62,7 +62,8 @@ http {
 ${httpCommon(prefix)}
   sendfile on;
   tcp_nopush on;
-  open_file_cache max=16 valid=3600s;
+  open_file_cache max=16 inactive=3600s;
+  open_file_cache_valid 3600s;
   server {
     listen 127.0.0.1:${port} backlog=4096;
 ${locations.join('\n')}

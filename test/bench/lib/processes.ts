@@ -136,7 +136,8 @@ export async function waitForHttp(
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
-    if (exited(p.child)) return `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) before answering`;
+    if (exited(p.child))
+      return `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) before answering`;
     const r = await httpGet(url, 1000);
     if (typeof r !== 'string' && r.status === expectStatus) return undefined;
     last = typeof r === 'string' ? r : `status ${r.status}`;

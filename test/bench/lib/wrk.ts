@@ -66,7 +66,16 @@ export interface WrkOptions {
 
 /** Runs wrk pinned to `cpu` and resolves to its report; killed if it overruns by 30 s. */
 export function runWrk(o: WrkOptions): Promise<WrkResult> {
-  const args = ['-c', o.cpu, 'wrk', `-t${o.threads}`, `-c${o.connections}`, `-d${o.seconds}s`, '--latency', o.url];
+  const args = [
+    '-c',
+    o.cpu,
+    'wrk',
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${o.seconds}s`,
+    '--latency',
+    o.url,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     track(child, 'wrk');
@@ -74,13 +83,16 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }, (o.seconds + 30) * 1000);
+    const timer = setTimeout(
+      () => {
+        try {
+          process.kill(-(child.pid as number), 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      },
+      (o.seconds + 30) * 1000,
+    );
     child.once('error', (e) => {
       clearTimeout(timer);
       untrack(child);
@@ -90,7 +102,11 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
       clearTimeout(timer);
       untrack(child);
       if (code !== 0) {
-        reject(new Error(`wrk ${args.slice(2).join(' ')} exited with ${code ?? signal}: ${err.trim() || out.trim()}`));
+        reject(
+          new Error(
+            `wrk ${args.slice(2).join(' ')} exited with ${code ?? signal}: ${err.trim() || out.trim()}`,
+          ),
+        );
         return;
       }
       try {

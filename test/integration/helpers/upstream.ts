@@ -147,6 +147,11 @@ function behave(
 function echo(up: Upstream, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
   if (res.destroyed) return;
   const status = Number(req.headers['x-test-status'] ?? 200);
+  if (status === 204 || status === 304) {
+    res.writeHead(status, { 'x-upstream': up.name });
+    res.end();
+    return;
+  }
   const size = req.headers['x-test-size'];
   if (size !== undefined) {
     streamBody(res, status, up.name, Number(size));
