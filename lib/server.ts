@@ -98,6 +98,9 @@ export class CairnServer {
   }
 
   async start(): Promise<void> {
+    if (this.config.workers > 1) {
+      throw new StartupError('--workers: cluster mode is not available in this version yet (use --workers 1)');
+    }
     let specs = this.config.registries;
     if (this.config.demo) {
       this.demo = await startDemo();

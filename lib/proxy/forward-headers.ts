@@ -27,8 +27,13 @@
 //   first one only, and none when the request also had Transfer-Encoding, RFC 9112 6.3). Several
 //   Cookie headers (HTTP/2 splits them) are joined with "; " as HTTP/1.1 requires.
 //
-// Header names are compared without allocating: switch on the length, then an ASCII
-// case-insensitive compare against a lowercase constant.
+// Header names are compared without allocating: switch on the length, gate on the first letter,
+// then an ASCII case-insensitive compare against a lowercase constant. Only the rare cases
+// allocate beyond the output: Connection naming custom headers, merged X-Forwarded-For/Cookie.
+//
+// With undici's `dispatch({ upgrade })` leave ctx.upgrade unset (undici refuses an `upgrade`
+// header and writes Connection/Upgrade itself); websocket semantics (Forwarded proto=ws) come from
+// the client's Upgrade header either way.
 
 /** What the HTTP listener knows about the client connection and the chosen route. */
 export interface ForwardContext {

@@ -66,7 +66,8 @@ export class UpgradeProxy {
       tls,
       httpVersion: req.httpVersion,
       localPort: req.socket.localPort ?? 0,
-      upgrade: true,
+      // Not `upgrade: true`: undici's dispatch({ upgrade }) writes Upgrade and Connection itself
+      // and rejects a request that carries either header (every upgrade answered 502).
       ...(o.strip !== undefined ? { stripPrefix: o.strip } : {}),
       ...(o.host !== undefined ? { hostOverride: o.host === 'dst' ? target.url.host : o.host } : {}),
     });

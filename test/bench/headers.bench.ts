@@ -9,7 +9,11 @@
 // Each figure is the median over batches of the mean ns per call (process.hrtime.bigint around a
 // batch), after a warm-up; results are summed into a sink so nothing is optimised away.
 
-import { buildUpstreamHeaders, type ForwardContext, filterResponseHeaders } from '../../lib/proxy/forward-headers.ts';
+import {
+  buildUpstreamHeaders,
+  type ForwardContext,
+  filterResponseHeaders,
+} from '../../lib/proxy/forward-headers.ts';
 import { normalizeRequestPath } from '../../lib/proxy/request-path.ts';
 
 const perBatch = Number(process.argv[2] ?? 20_000) || 20_000;

@@ -136,6 +136,8 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-http-bench-'));
   // nginx's workers run as `nobody` when started by root and must read the body files.
   chmodSync(dir, 0o755);
+  // Also on Ctrl-C, whose handler exits without reaching the `finally` below.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const runs: Run[] = [];
   const loadStart = loadavg();
   const started = new Date();

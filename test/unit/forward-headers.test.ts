@@ -794,6 +794,32 @@ describe('filterResponseHeaders', () => {
     ]);
   });
 
+  it('returns every name exactly as sent, whatever its spelling', () => {
+    const names = ['CONTENT-TYPE', 'content-type', 'Content-Typf', 'Content-Type'];
+    names.push('X-Custom', 'x-powered-by');
+    const raw = names.flatMap((n) => [b(n), b('v')]);
+    expect(filterResponseHeaders(raw).filter((_, i) => i % 2 === 0)).to.deep.equal(names);
+  });
+
+  it('never throws and never returns a hop-by-hop header (property)', () => {
+    const name = fc.oneof(
+      fc.constantFrom('Connection', 'keep-alive', 'TE', 'Trailer', 'Upgrade', 'Transfer-Encoding', 'ETag'),
+      fc.string(),
+    );
+    const pair = fc.tuple(name, fc.string()).map(([n, v]) => [b(n), b(v)]);
+    fc.assert(
+      fc.property(fc.array(pair, { maxLength: 12 }), (pairs) => {
+        const out = filterResponseHeaders(pairs.flat());
+        expect(out.length % 2).to.equal(0);
+        const names = byName(out);
+        for (const h of HOP_BY_HOP) {
+          if (h === 'proxy-authorization' || h === 'expect') continue;
+          expect(names.has(h), h).to.equal(false);
+        }
+      }),
+    );
+  });
+
   it('drops Content-Length when Transfer-Encoding was present', () => {
     expect(filterResponseHeaders(['Content-Length', '5', 'Transfer-Encoding', 'chunked'])).to.deep.equal([]);
   });
