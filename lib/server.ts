@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { FileRegistry } from '../registry-adapters/file/index.ts';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
 import { isTcpProto } from '../routing/table.ts';
 import type { RouteTarget } from '../routing/types.ts';
@@ -19,6 +18,7 @@ import { accessLogSink, createLogger, type Logger } from './logging.ts';
 import { loadRealms } from './proxy/basic-auth.ts';
 import { HttpProxy } from './proxy/http-proxy.ts';
 import { UpgradeProxy } from './proxy/upgrade.ts';
+import { createRegistry } from './registries.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 
 export class StartupError extends Error {}
@@ -108,8 +108,11 @@ export class CairnServer {
       this.logger.info({ registry: this.demo.registryFile }, 'demo: backends started; edit the registry file to change routing live');
     }
     for (const spec of specs) {
-      if (spec.kind !== 'file') throw new StartupError(`--registry ${spec.text}: ${spec.kind} registries are not available in this version`);
-      this.registries.push(new FileRegistry(spec.path));
+      try {
+        this.registries.push(createRegistry(spec, this.config));
+      } catch (err) {
+        throw new StartupError((err as Error).message);
+      }
     }
     for (const l of this.config.listen) {
       if (isTcpProto(l.proto)) throw new StartupError(`--listen ${l.text}: proto=${l.proto} listeners are not available in this version`);

@@ -191,7 +191,7 @@ export interface HttpRequestInfo {
   readonly path: string;
   readonly tls?: boolean;
   /** Value of X-Forwarded-Proto, if any (redirect routes keyed on `host:80`/`host:443`). */
-  readonly forwardedProto?: string;
+  readonly forwardedProto?: string | undefined;
 }
 
 /** Why a candidate route was not chosen, for `explain`. */

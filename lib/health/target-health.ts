@@ -37,22 +37,12 @@ export class TargetState {
 
 export class TargetHealth implements TargetHealthView {
   private readonly states = new Map<string, TargetState>();
-  private opts: PassiveHealthOptions;
-  private now: () => number;
+  private readonly opts: PassiveHealthOptions;
+  private readonly now: () => number;
 
   constructor(opts: Partial<PassiveHealthOptions> = {}) {
     this.opts = { ...defaultPassiveHealth, ...opts };
     this.now = opts.now ?? Date.now;
-  }
-
-  /** Changes the ejection settings (the server builds its TargetHealth before reading them). */
-  configure(opts: Partial<PassiveHealthOptions>): void {
-    this.opts = { ...this.opts, ...opts };
-    if (opts.now !== undefined) this.now = opts.now;
-  }
-
-  get options(): PassiveHealthOptions {
-    return this.opts;
   }
 
   state(key: string): TargetState {

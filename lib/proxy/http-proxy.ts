@@ -15,6 +15,7 @@ import type { Route, RouteTarget } from '../../routing/types.ts';
 import type { Controller, TableRuntime } from '../controller.ts';
 import type { TargetHealth, TargetState } from '../health/target-health.ts';
 import { buildUpstreamHeaders, filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
+import { scanRequestHead } from './request-head.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
 import type { BasicAuthRealm } from './basic-auth.ts';
 import type { Upstreams } from './upstreams.ts';
@@ -120,15 +121,11 @@ export class HttpProxy {
     if (path === undefined) return this.reject(req, res, 400, 'bad request path\n', started);
 
     const tls = isTls(req);
-    const host = requestHost(req);
-    const xfp = req.headers['x-forwarded-proto'];
+    const head = scanRequestHead(req.rawHeaders);
+    if (req.httpVersionMajor === 2) head.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
+    const host = head.host;
     const runtime = this.controller.current;
-    const route = runtime.table.http.lookup({
-      host,
-      path,
-      tls,
-      ...(typeof xfp === 'string' ? { forwardedProto: xfp } : {}),
-    });
+    const route = runtime.table.http.lookup({ host, path, tls, forwardedProto: head.forwardedProto });
     if (route === undefined) {
       const body = this.opts.noRouteBody;
       if (body !== undefined) return this.reject(req, res, this.opts.noRouteStatus, body, started, 'text/html; charset=utf-8');
@@ -139,9 +136,8 @@ export class HttpProxy {
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
-      const xff = req.headers['x-forwarded-for'];
       const remote = req.socket?.remoteAddress ?? '';
-      if (isDenied(o.allow, o.deny, remote, typeof xff === 'string' ? xff : Array.isArray(xff) ? xff.join(', ') : '')) {
+      if (isDenied(o.allow, o.deny, remote, head.forwardedFor)) {
         return this.reject(req, res, 403, 'access denied\n', started, undefined, route, target);
       }
     }
@@ -150,8 +146,7 @@ export class HttpProxy {
       if (realm === undefined) {
         return this.reject(req, res, 500, `auth realm ${o.auth} is not configured\n`, started, undefined, route, target);
       }
-      const authz = req.headers.authorization;
-      if (!realm.check(typeof authz === 'string' ? authz : undefined)) {
+      if (!realm.check(head.authorization)) {
         res.setHeader('WWW-Authenticate', realm.challenge);
         return this.reject(req, res, 401, 'authentication required\n', started, undefined, route, target);
       }
@@ -163,7 +158,7 @@ export class HttpProxy {
     }
 
     const upstreamPath = rewritePath(path, o.strip, o.prepend) + query;
-    const p = new ProxyRequest(this, runtime, route, req, res, upstreamPath, host, tls, started);
+    const p = new ProxyRequest(this, runtime, route, req, res, upstreamPath, head.hasBody, tls, started);
     p.send(target);
   }
 
@@ -243,17 +238,21 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
   private readonly req: ClientRequest;
   private readonly res: ClientResponse;
   private readonly path: string;
-  private readonly host: string;
   private readonly tls: boolean;
   private readonly started: number;
   private readonly hasBody: boolean;
   private target: RouteTarget | undefined;
   private state: TargetState | undefined;
-  private readonly tried: RouteTarget[] = [];
+  /** Targets tried so far; allocated only when a retry happens. */
+  private tried: RouteTarget[] | undefined;
+  private attempts = 0;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private status = 0;
   private bytes = 0;
+  /** Body bytes still expected per the upstream's Content-Length; -1 when unknown. */
+  private remaining = -1;
+  private ended = false;
   private done = false;
   private readonly onDrain = (): void => {
     this.resumeUpstream?.();
@@ -269,7 +268,7 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     req: ClientRequest,
     res: ClientResponse,
     path: string,
-    host: string,
+    hasBody: boolean,
     tls: boolean,
     started: number,
   ) {
@@ -279,37 +278,37 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     this.req = req;
     this.res = res;
     this.path = path;
-    this.host = host;
+    this.hasBody = hasBody;
     this.tls = tls;
     this.started = started;
-    const h = req.headers;
-    this.hasBody = h['content-length'] !== undefined ? h['content-length'] !== '0' : h['transfer-encoding'] !== undefined;
-    res.once('close', this.onClientClose);
+    res.on('close', this.onClientClose);
     proxy.active++;
     proxy.earnRetryBudget();
   }
 
   send(target: RouteTarget): void {
+    if (this.target !== undefined) (this.tried ??= [this.target]).push(target);
     this.target = target;
-    this.tried.push(target);
+    this.attempts++;
     const state = this.proxy.health.state(target.key);
     this.state = state;
     state.inFlight++;
     state.requests++;
     const o = target.opts;
     const req = this.req;
+    const po = this.proxy.opts;
+    const sock = req.socket;
     const ctx: ForwardContext = {
-      remoteAddress: req.socket?.remoteAddress ?? '',
+      remoteAddress: sock?.remoteAddress ?? '',
       tls: this.tls,
       httpVersion: req.httpVersion,
-      localPort: req.socket?.localPort ?? 0,
-      ...(o.strip !== undefined ? { stripPrefix: o.strip } : {}),
-      ...(o.host !== undefined ? { hostOverride: o.host === 'dst' ? target.url.host : o.host } : {}),
-      ...(this.proxy.opts.clientIpHeader !== undefined ? { clientIpHeader: this.proxy.opts.clientIpHeader } : {}),
-      ...(this.proxy.opts.localIp !== undefined ? { localIp: this.proxy.opts.localIp } : {}),
-      ...(this.proxy.opts.requestIdHeader !== undefined
-        ? { requestId: { header: this.proxy.opts.requestIdHeader, value: crypto.randomUUID() } }
-        : {}),
+      localPort: sock?.localPort ?? 0,
+      stripPrefix: o.strip,
+      hostOverride: o.host === undefined ? undefined : o.host === 'dst' ? target.url.host : o.host,
+      clientIpHeader: po.clientIpHeader,
+      localIp: po.localIp,
+      requestId:
+        po.requestIdHeader === undefined ? undefined : { header: po.requestIdHeader, value: crypto.randomUUID() },
     };
     const headers = buildUpstreamHeaders(req.rawHeaders, ctx);
     this.proxy.pool(target).dispatch(
@@ -334,6 +333,7 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     const res = this.res;
     res.writeHead(statusCode, filterResponseHeaders(rawHeaders));
+    this.remaining = contentLength(rawHeaders);
     const target = this.target;
     if (target !== undefined && this.state !== undefined) {
       if (statusCode >= 500) this.proxy.health.recordFailure(this.state, this.route.targets);
@@ -344,13 +344,21 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
+    if (this.remaining === chunk.length) {
+      // The whole (rest of the) body: one end() instead of write() + end(), one socket write.
+      this.ended = true;
+      this.remaining = 0;
+      this.res.end(chunk);
+      return true;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
     const ok = this.res.write(chunk);
     if (!ok) this.res.once('drain', this.onDrain);
     return ok;
   }
 
   onComplete(): void {
-    this.res.end();
+    if (!this.ended) this.res.end();
     this.finish();
   }
 
@@ -388,7 +396,7 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
 
   private canRetry(isConnect: boolean): boolean {
     const limit = this.target?.opts.retries ?? this.proxy.opts.defaultRetries;
-    if (this.tried.length > limit) return false;
+    if (this.attempts > limit) return false;
     const req = this.req as IncomingMessage;
     // The body has not been read at all: a connect failure never sent it.
     const bodyUntouched = !this.hasBody || (!req.readableDidRead && !req.destroyed);
@@ -403,7 +411,7 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     for (let i = 0; i < this.route.targets.length; i++) {
       const t = b.pick();
       if (t === undefined) return undefined;
-      if (!this.tried.includes(t)) return t;
+      if (t !== this.target && (this.tried === undefined || !this.tried.includes(t))) return t;
     }
     return undefined;
   }
@@ -425,10 +433,9 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
       this.target,
       this.status,
       this.started,
-      this.tried.length - 1,
+      this.attempts - 1,
       this.bytes,
     );
-    void this.host;
   }
 }
 
@@ -470,4 +477,18 @@ function parseAbsoluteForm(url: string): string | undefined {
   if (i <= 0) return undefined;
   const slash = url.indexOf('/', i + 3);
   return slash < 0 ? '/' : url.slice(slash);
+}
+
+/** The upstream's Content-Length from raw headers, or -1 (chunked, close-delimited, absent). */
+function contentLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as Buffer;
+    if (name.length !== 14) continue;
+    // 'content-length' case-insensitively: check a few bytes before the full compare.
+    if ((name[0]! | 0x20) !== 0x63 || (name[8]! | 0x20) !== 0x6c) continue;
+    if (name.toString('latin1').toLowerCase() !== 'content-length') continue;
+    const n = Number((raw[i + 1] as Buffer).toString('latin1'));
+    return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+  }
+  return -1;
 }

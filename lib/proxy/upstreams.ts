@@ -49,19 +49,11 @@ export class Upstreams {
    * with different TLS options, which need different pools.
    */
   private byTarget = new WeakMap<RouteTarget, Pool>();
-  private opts: UpstreamOptions;
+  private readonly opts: UpstreamOptions;
   readonly dns = new DnsCache();
 
   constructor(opts: Partial<UpstreamOptions> = {}) {
     this.opts = { ...defaultUpstreamOptions, ...opts };
-  }
-
-  /**
-   * Changes the options of pools created from now on (call before traffic starts). The server
-   * builds its Upstreams before it knows every setting; tests shorten timeouts through this.
-   */
-  configure(opts: Partial<UpstreamOptions>): void {
-    this.opts = { ...this.opts, ...opts };
   }
 
   get options(): UpstreamOptions {
