@@ -12,8 +12,8 @@ export function createRegistry(spec: RegistrySpec, config: CairnConfig): Registr
     case 'file':
       return new FileRegistry(spec.path);
     case 'consul':
-      throw new RegistryUnavailable(`--registry ${spec.text}: consul registries are not available in this version`);
+      throw new RegistryUnavailable('consul registries are not available in this version');
     case 'etcd':
-      throw new RegistryUnavailable(`--registry ${spec.text}: etcd registries are not available in this version`);
+      throw new RegistryUnavailable('etcd registries are not available in this version');
   }
 }

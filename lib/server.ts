@@ -111,7 +111,7 @@ export class CairnServer {
       try {
         this.registries.push(createRegistry(spec, this.config));
       } catch (err) {
-        throw new StartupError((err as Error).message);
+        throw new StartupError(`--registry ${spec.text}: ${(err as Error).message}`);
       }
     }
     for (const l of this.config.listen) {

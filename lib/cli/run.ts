@@ -9,6 +9,8 @@ import { buildTable, tableConfig } from '../../routing/table.ts';
 import type { Problem, ServiceInstance, Snapshot } from '../../routing/types.ts';
 import { type CairnConfig, loadConfig, type RegistrySpec, tableOptions } from '../config/index.ts';
 import { normalizeRequestPath } from '../proxy/request-path.ts';
+import type { RegistryAdapter } from '../../registry-adapters/types.ts';
+import { createRegistry } from '../registries.ts';
 import { formatProblemLine } from './format.ts';
 import { usage } from './usage.ts';
 import { packageVersion } from './version.ts';
@@ -72,7 +74,7 @@ async function serve(config: CairnConfig, io: CliIo): Promise<number> {
 }
 
 async function routesCommand(config: CairnConfig, io: CliIo): Promise<number> {
-  const loaded = await loadSnapshotOnce(config.registries, 'routes', io);
+  const loaded = await loadSnapshotOnce(config.registries, config, 'routes', io);
   if (typeof loaded === 'number') return loaded;
   const table = buildTable(loaded, tableOptions(config));
   for (const line of tableConfig(table, true)) io.stdout(line);
@@ -83,7 +85,7 @@ async function routesCommand(config: CairnConfig, io: CliIo): Promise<number> {
 async function explainCommand(config: CairnConfig, url: string, io: CliIo): Promise<number> {
   const parsed = parseExplainUrl(url);
   if (typeof parsed === 'string') return usageError(io, 'explain', `${parsed}: ${JSON.stringify(url)}`);
-  const loaded = await loadSnapshotOnce(config.registries, 'explain', io);
+  const loaded = await loadSnapshotOnce(config.registries, config, 'explain', io);
   if (typeof loaded === 'number') return loaded;
   const table = buildTable(loaded, tableOptions(config));
   // The same path the proxy would look up (decoded, dot segments resolved).
@@ -96,46 +98,55 @@ async function explainCommand(config: CairnConfig, url: string, io: CliIo): Prom
 }
 
 /**
- * Reads every registry once and merges them as the server would. Only file registries for now.
+ * Reads every registry once and merges them as the server would. File registries are parsed
+ * directly; the others are started, asked for their first snapshot, and stopped.
  * Resolves to an exit code on failure (after printing the one-line reason).
  */
 async function loadSnapshotOnce(
   specs: readonly RegistrySpec[],
+  config: CairnConfig,
   command: string,
   io: CliIo,
 ): Promise<Snapshot | number> {
   if (specs.length === 0)
-    return usageError(io, '--registry', `expected file:PATH (cairn ${command} reads a registry)`);
-  for (const spec of specs) {
-    if (spec.kind !== 'file') {
-      return usageError(
-        io,
-        '--registry',
-        `${spec.text}: ${spec.kind} is not supported by this command yet (use file:PATH)`,
-      );
-    }
-  }
+    return usageError(io, '--registry', `expected file:PATH|consul:URL|etcd:URL (cairn ${command} reads a registry)`);
   const instances: ServiceInstance[] = [];
   const manual: string[] = [];
   const problems: Problem[] = [];
   for (const spec of specs) {
-    if (spec.kind !== 'file') continue;
-    let text: string;
-    try {
-      text = await readFile(spec.path, 'utf8');
-    } catch (e) {
-      const reason = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : firstLine(e);
-      io.stderr(`cairn: cannot read registry ${spec.text}: ${reason}`);
-      return 1;
+    let snapshot: Snapshot;
+    if (spec.kind === 'file') {
+      let text: string;
+      try {
+        text = await readFile(spec.path, 'utf8');
+      } catch (e) {
+        const reason = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : firstLine(e);
+        io.stderr(`cairn: cannot read registry ${spec.text}: ${reason}`);
+        return 1;
+      }
+      const parsed = parseFileRegistry(text, spec.path);
+      if ('error' in parsed) {
+        io.stderr(`cairn: registry ${spec.text}: ${parsed.error}`);
+        return 1;
+      }
+      snapshot = parsed.snapshot;
+    } else {
+      let adapter: RegistryAdapter;
+      try {
+        adapter = createRegistry(spec, config);
+      } catch (e) {
+        return usageError(io, '--registry', `${spec.text}: ${firstLine(e)}`);
+      }
+      const first = await firstSnapshot(adapter, 10_000);
+      if (typeof first === 'string') {
+        io.stderr(`cairn: registry ${spec.text}: ${first}`);
+        return 1;
+      }
+      snapshot = first;
     }
-    const parsed = parseFileRegistry(text, spec.path);
-    if ('error' in parsed) {
-      io.stderr(`cairn: registry ${spec.text}: ${parsed.error}`);
-      return 1;
-    }
-    instances.push(...parsed.snapshot.instances);
-    if (parsed.snapshot.manual.trim() !== '') manual.push(parsed.snapshot.manual);
-    problems.push(...(parsed.snapshot.problems ?? []));
+    instances.push(...snapshot.instances);
+    if (snapshot.manual.trim() !== '') manual.push(snapshot.manual);
+    problems.push(...(snapshot.problems ?? []));
   }
   return { instances, manual: manual.join('\n'), problems };
 }
@@ -148,4 +159,25 @@ function usageError(io: CliIo, key: string, detail: string): number {
 function firstLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
   return (m.split('\n')[0] ?? m).trim();
+}
+
+/** Starts an adapter, waits for its first snapshot (or first failure), stops it. */
+async function firstSnapshot(adapter: RegistryAdapter, timeoutMs: number): Promise<Snapshot | string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<Snapshot | string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
+      adapter
+        .start(
+          (s) => resolve(s),
+          (state) => {
+            if (state.state !== 'up') resolve(state.error ?? state.state);
+          },
+        )
+        .catch((e: unknown) => resolve(firstLine(e)));
+    });
+  } finally {
+    clearTimeout(timer);
+    await adapter.stop().catch(() => {});
+  }
 }

@@ -142,11 +142,11 @@ routes: |
       const consul = await cairn(['routes', '--registry', 'consul:http://127.0.0.1:8500']);
       expect(consul.code).to.equal(2);
       expect(consul.stderr.trim()).to.equal(
-        'cairn: --registry: consul:http://127.0.0.1:8500: consul is not supported by this command yet (use file:PATH)',
+        'cairn: --registry: consul:http://127.0.0.1:8500: consul registries are not available in this version',
       );
       const etcd = await cairn(['routes', '--registry', 'etcd:']);
       expect(etcd.code).to.equal(2);
-      expect(etcd.stderr).to.match(/etcd is not supported by this command yet/);
+      expect(etcd.stderr).to.match(/etcd registries are not available in this version/);
       const none = await cairn(['routes']);
       expect(none.code).to.equal(2);
       expect(none.stderr.trim()).to.equal(
