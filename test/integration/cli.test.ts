@@ -150,7 +150,7 @@ routes: |
       const none = await cairn(['routes']);
       expect(none.code).to.equal(2);
       expect(none.stderr.trim()).to.equal(
-        'cairn: --registry: expected file:PATH (cairn routes reads a registry)',
+        'cairn: --registry: expected file:PATH|consul:URL|etcd:URL (cairn routes reads a registry)',
       );
     });
   });
