@@ -69,7 +69,11 @@ export class Controller {
 
   constructor(opts: ControllerOptions) {
     this.opts = opts;
-    this.runtime = new TableRuntime(buildTable({ instances: [], manual: '' }, opts.build), opts.strategy, opts.health);
+    this.runtime = new TableRuntime(
+      buildTable({ instances: [], manual: '' }, opts.build),
+      opts.strategy,
+      opts.health,
+    );
   }
 
   /** The live table and balancers; read once per request. */

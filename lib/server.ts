@@ -69,16 +69,20 @@ export class CairnServer {
       onSwap: (e) => this.onSwap(e),
     });
     const accessLog = accessLogSink(config.accessLog, deps.accessLogOut);
+    const realms = loadRealms(config.auth);
     this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
-      realms: loadRealms(config.auth),
+      realms,
       ...(config.norouteHtmlFile !== undefined ? { noRouteBody: readFileSync(config.norouteHtmlFile, 'utf8') } : {}),
       ...(config.requestIdHeader !== undefined ? { requestIdHeader: config.requestIdHeader } : {}),
       ...(config.clientIpHeader !== undefined ? { clientIpHeader: config.clientIpHeader } : {}),
       ...(accessLog !== undefined ? { accessLog } : {}),
     });
-    this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams);
+    this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams, {
+      defaultRetries: config.retries,
+      realms,
+    });
   }
 
   get isDraining(): boolean {

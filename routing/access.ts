@@ -288,7 +288,7 @@ function inAny(rules: readonly Cidr[], family: ParsedFamily): boolean {
     if (r === undefined || r.family !== family) continue;
     if (family === FAMILY_V4) {
       const mask = v4Mask(r.bits);
-      if (((scratchV4 & mask) >>> 0) === ((Number(r.network) & mask) >>> 0)) return true;
+      if ((scratchV4 & mask) >>> 0 === (Number(r.network) & mask) >>> 0) return true;
     } else {
       if (v6 === undefined) v6 = scratchV6BigInt();
       const mask = v6Mask(r.bits);

@@ -106,7 +106,7 @@ export class GlobPattern {
   constructor(source: string) {
     this.source = source;
     this.literalPrefix = literalPrefixOf(source);
-    let kind = kindLiteral;
+    let kind: number;
     let parts: string[] = [];
     let minLength = source.length;
     let re: RegExp | undefined;

@@ -11,7 +11,8 @@ const reRouteAdd = /^route\s+add/;
 const reRouteDel = /^route\s+del/;
 const reRouteWeight = /^route\s+weight/;
 
-const reAdd = /^route\s+add\s+(\S+)\s+(\S+)\s+(\S+)(\s+weight\s+(\S+))?(\s+tags\s+"([^"]*)")?(\s+opts\s+"([^"]*)")?$/;
+const reAdd =
+  /^route\s+add\s+(\S+)\s+(\S+)\s+(\S+)(\s+weight\s+(\S+))?(\s+tags\s+"([^"]*)")?(\s+opts\s+"([^"]*)")?$/;
 const reDelTags = /^route\s+del\s+tags\s+"([^"]*)"$/;
 const reDelSvcTags = /^route\s+del\s+(\S+)\s+tags\s+"([^"]*)"$/;
 const reDel = /^route\s+del\s+(\S+)(?:\s+(\S+)(?:\s+(\S+))?)?$/;
@@ -120,7 +121,16 @@ function parseWeightCmd(s: string, line: number): RouteCommand | LineError {
   }
   const weight = parseWeight(weightText);
   if (weight === undefined) return new LineError('weight value invalid');
-  return { cmd: 'route weight', service, src: src ?? '', dst: '', weight, tags: parseTagList(tagText), opts: {}, line };
+  return {
+    cmd: 'route weight',
+    service,
+    src: src ?? '',
+    dst: '',
+    weight,
+    tags: parseTagList(tagText),
+    opts: {},
+    line,
+  };
 }
 
 /** fabio's weight: absent -> 0, else a float (Go ParseFloat); undefined means invalid. */

@@ -185,7 +185,12 @@ class TableBuilder {
     const fixedWeight = c.weight > 0 ? c.weight : 0;
     for (const t of route.targets) {
       // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
-      if (t.service === c.service && t.dst === c.dst && t.fixedWeight === fixedWeight && sameTags(t.tags, c.tags)) {
+      if (
+        t.service === c.service &&
+        t.dst === c.dst &&
+        t.fixedWeight === fixedWeight &&
+        sameTags(t.tags, c.tags)
+      ) {
         return;
       }
     }
@@ -214,7 +219,8 @@ class TableBuilder {
     } else {
       const r = this.find(c.src);
       scope = r === undefined ? [] : [r];
-      keep = c.dst === '' ? (t) => t.service !== c.service : (t) => !(t.service === c.service && t.dst === c.dst);
+      keep =
+        c.dst === '' ? (t) => t.service !== c.service : (t) => !(t.service === c.service && t.dst === c.dst);
     }
     for (const r of scope) r.targets = r.targets.filter(keep);
     this.prune();
@@ -384,7 +390,8 @@ export function formatCommand(c: RouteCommand): string {
   if (c.cmd === 'route weight' || c.weight > 0) s += ` weight ${c.weight}`;
   if (c.tags.length > 0) s += ` tags "${c.tags.join(',')}"`;
   const keys = Object.keys(c.opts);
-  if (keys.length > 0) s += ` opts "${keys.map((k) => (c.opts[k] === '' ? k : `${k}=${c.opts[k]}`)).join(' ')}"`;
+  if (keys.length > 0)
+    s += ` opts "${keys.map((k) => (c.opts[k] === '' ? k : `${k}=${c.opts[k]}`)).join(' ')}"`;
   return s;
 }
 

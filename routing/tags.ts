@@ -83,7 +83,7 @@ export function expandVars(s: string, env: Readonly<Record<string, string>> | un
     if (s.charCodeAt(j) !== 0x24 || j + 1 >= s.length) continue;
     out += s.slice(i, j);
     let name = '';
-    let width = 0;
+    let width: number;
     const first = s.charCodeAt(j + 1);
     if (first === 0x7b /* { */) {
       if (j + 3 < s.length && isShellSpecial(s.charCodeAt(j + 2)) && s.charCodeAt(j + 3) === 0x7d) {

@@ -60,7 +60,8 @@ export function parseTargetUrl(dst: string): TargetUrl | string {
     if (d === undefined) return `target ${JSON.stringify(dst)} needs a port`;
     port = d;
   } else {
-    if (!/^\d{1,5}$/.test(portText)) return `target ${JSON.stringify(dst)} has a bad port ${JSON.stringify(portText)}`;
+    if (!/^\d{1,5}$/.test(portText))
+      return `target ${JSON.stringify(dst)} has a bad port ${JSON.stringify(portText)}`;
     port = Number(portText);
     if (port < 1 || port > 65535) return `target ${JSON.stringify(dst)} has a port out of range`;
   }

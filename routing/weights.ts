@@ -57,7 +57,11 @@ export function distributeWeights(targets: readonly WeightInput[]): WeightDistri
   for (let i = 0; i < n; i++) {
     const t = targets[i] as WeightInput;
     const share =
-      t.fixedWeight > 0 ? t.fixedWeight * scale : sumDynamicIw > 0 ? (remaining * t.instanceWeight) / sumDynamicIw : 0;
+      t.fixedWeight > 0
+        ? t.fixedWeight * scale
+        : sumDynamicIw > 0
+          ? (remaining * t.instanceWeight) / sumDynamicIw
+          : 0;
     shares[i] = share;
     // fabio truncates share * 10000; the epsilon absorbs float noise like 0.29 * 10000 = 2899.99...
     let slots = Math.floor(share * ringSlots + 1e-7);

@@ -50,7 +50,12 @@ export class BasicAuthRealm {
       const hash = line.slice(colon + 1);
       if (/^\$2[aby]\$\d\d\$/.test(hash)) this.users.set(user, { kind: 'bcrypt', hash });
       else if (hash.startsWith('{SHA}')) this.users.set(user, { kind: 'sha', hash: hash.slice(5) });
-      else this.problems.push({ realm: name, line: i + 1, reason: `unsupported hash for user ${user} (use bcrypt or {SHA})` });
+      else
+        this.problems.push({
+          realm: name,
+          line: i + 1,
+          reason: `unsupported hash for user ${user} (use bcrypt or {SHA})`,
+        });
     }
   }
 
@@ -73,7 +78,8 @@ export class BasicAuthRealm {
     const entry = this.users.get(decoded.slice(0, colon));
     if (entry === undefined) return false;
     const password = decoded.slice(colon + 1);
-    const ok = entry.kind === 'bcrypt' ? bcrypt.compareSync(password, entry.hash) : shaMatches(password, entry.hash);
+    const ok =
+      entry.kind === 'bcrypt' ? bcrypt.compareSync(password, entry.hash) : shaMatches(password, entry.hash);
     if (ok) {
       if (this.verified.size >= maxVerified) this.verified.clear();
       this.verified.set(authorization, now + verifiedTtlMs);
@@ -95,7 +101,7 @@ export function loadRealms(specs: readonly AuthSpec[]): Map<string, BasicAuthRea
     try {
       out.set(s.name, BasicAuthRealm.fromSpec(s));
     } catch (err) {
-      throw new Error(`--auth name=${s.name}: cannot read ${s.file}: ${(err as Error).message}`);
+      throw new Error(`--auth name=${s.name}: cannot read ${s.file}: ${(err as Error).message}`, { cause: err });
     }
   }
   return out;

@@ -6,13 +6,21 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { isIP } from 'node:net';
 import NodeCache from 'node-cache';
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
 
 export class DnsCache {
   private readonly cache: NodeCache;
 
   constructor(ttlSeconds = 30) {
-    this.cache = new NodeCache({ stdTTL: ttlSeconds, checkperiod: Math.max(ttlSeconds, 10), useClones: false });
+    this.cache = new NodeCache({
+      stdTTL: ttlSeconds,
+      checkperiod: Math.max(ttlSeconds, 10),
+      useClones: false,
+    });
   }
 
   /** `net.connect`-compatible lookup (handles `{ all: true }`, which Node uses for happy eyeballs). */

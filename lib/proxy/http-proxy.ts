@@ -55,7 +55,12 @@ export interface HttpProxyOptions {
   /** Basic-auth realms for routes with `auth=NAME`. */
   readonly realms?: ReadonlyMap<string, BasicAuthRealm>;
   /** Called once per finished request (metrics). */
-  readonly onResponse?: (route: Route | undefined, target: RouteTarget | undefined, status: number, ms: number) => void;
+  readonly onResponse?: (
+    route: Route | undefined,
+    target: RouteTarget | undefined,
+    status: number,
+    ms: number,
+  ) => void;
 }
 
 export const defaultHttpProxyOptions: HttpProxyOptions = {
@@ -85,7 +90,12 @@ export class HttpProxy {
   /** Requests currently being proxied (drain on shutdown). */
   active = 0;
 
-  constructor(controller: Controller, health: TargetHealth, upstreams: Upstreams, opts: Partial<HttpProxyOptions> = {}) {
+  constructor(
+    controller: Controller,
+    health: TargetHealth,
+    upstreams: Upstreams,
+    opts: Partial<HttpProxyOptions> = {},
+  ) {
     this.controller = controller;
     this.health = health;
     this.upstreams = upstreams;
@@ -128,11 +138,13 @@ export class HttpProxy {
     const route = runtime.table.http.lookup({ host, path, tls, forwardedProto: head.forwardedProto });
     if (route === undefined) {
       const body = this.opts.noRouteBody;
-      if (body !== undefined) return this.reject(req, res, this.opts.noRouteStatus, body, started, 'text/html; charset=utf-8');
+      if (body !== undefined)
+        return this.reject(req, res, this.opts.noRouteStatus, body, started, 'text/html; charset=utf-8');
       return this.reject(req, res, this.opts.noRouteStatus, 'no route\n', started);
     }
     const target = runtime.balancer(route)?.pick();
-    if (target === undefined) return this.reject(req, res, 503, 'no healthy target\n', started, undefined, route);
+    if (target === undefined)
+      return this.reject(req, res, 503, 'no healthy target\n', started, undefined, route);
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
@@ -144,7 +156,16 @@ export class HttpProxy {
     if (o.auth !== undefined) {
       const realm = this.opts.realms?.get(o.auth);
       if (realm === undefined) {
-        return this.reject(req, res, 500, `auth realm ${o.auth} is not configured\n`, started, undefined, route, target);
+        return this.reject(
+          req,
+          res,
+          500,
+          `auth realm ${o.auth} is not configured\n`,
+          started,
+          undefined,
+          route,
+          target,
+        );
       }
       if (!realm.check(head.authorization)) {
         res.setHeader('WWW-Authenticate', realm.challenge);
@@ -308,7 +329,9 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
       clientIpHeader: po.clientIpHeader,
       localIp: po.localIp,
       requestId:
-        po.requestIdHeader === undefined ? undefined : { header: po.requestIdHeader, value: crypto.randomUUID() },
+        po.requestIdHeader === undefined
+          ? undefined
+          : { header: po.requestIdHeader, value: crypto.randomUUID() },
     };
     const headers = buildUpstreamHeaders(req.rawHeaders, ctx);
     this.proxy.pool(target).dispatch(
@@ -380,7 +403,8 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     const isConnect = connectErrorCodes.has(code);
     const isReset = resetErrorCodes.has(code);
     const isTimeout = code === 'UND_ERR_HEADERS_TIMEOUT';
-    if ((isConnect || isReset) && state !== undefined) this.proxy.health.recordFailure(state, this.route.targets);
+    if ((isConnect || isReset) && state !== undefined)
+      this.proxy.health.recordFailure(state, this.route.targets);
     if ((isConnect || isReset) && this.canRetry(isConnect)) {
       const next = this.nextTarget();
       if (next !== undefined) {
@@ -390,7 +414,11 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
       }
     }
     this.status = isTimeout ? 504 : 502;
-    sendText(res, this.status, isTimeout ? 'upstream timeout\n' : `upstream unavailable (${code || err.message})\n`);
+    sendText(
+      res,
+      this.status,
+      isTimeout ? 'upstream timeout\n' : `upstream unavailable (${code || err.message})\n`,
+    );
     this.finish();
   }
 
@@ -400,7 +428,8 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     const req = this.req as IncomingMessage;
     // The body has not been read at all: a connect failure never sent it.
     const bodyUntouched = !this.hasBody || (!req.readableDidRead && !req.destroyed);
-    if (isConnect ? !bodyUntouched : !(idempotentMethods.has(req.method ?? '') && !this.hasBody)) return false;
+    if (isConnect ? !bodyUntouched : !(idempotentMethods.has(req.method ?? '') && !this.hasBody))
+      return false;
     return this.proxy.retryAllowed();
   }
 
@@ -439,14 +468,22 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
   }
 }
 
-function stripPrepend(strip: string | undefined, prepend: string | undefined): { strip?: string; prepend?: string } {
+function stripPrepend(
+  strip: string | undefined,
+  prepend: string | undefined,
+): { strip?: string; prepend?: string } {
   const o: { strip?: string; prepend?: string } = {};
   if (strip !== undefined) o.strip = strip;
   if (prepend !== undefined) o.prepend = prepend;
   return o;
 }
 
-export function sendText(res: ClientResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+export function sendText(
+  res: ClientResponse,
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+): void {
   if (res.headersSent) {
     res.end();
     return;

@@ -42,7 +42,8 @@ export function scanRequestHead(raw: readonly string[]): RequestHead {
         if (is(name, 'content-length')) h.hasBody = h.hasBody || (value !== '0' && value !== '');
         break;
       case 15:
-        if (is(name, 'x-forwarded-for')) h.forwardedFor = h.forwardedFor === '' ? value : `${h.forwardedFor}, ${value}`;
+        if (is(name, 'x-forwarded-for'))
+          h.forwardedFor = h.forwardedFor === '' ? value : `${h.forwardedFor}, ${value}`;
         break;
       case 17:
         if (h.forwardedProto === undefined && is(name, 'x-forwarded-proto')) h.forwardedProto = value;

@@ -24,7 +24,10 @@ export const defaultUpstreamOptions: UpstreamOptions = {
 
 /** The pool identity of a target: scheme, host:port and the TLS settings that change a connection. */
 export function originKey(t: RouteTarget): string {
-  const scheme = t.url.protocol === 'https:' || t.url.protocol === 'grpcs:' || t.opts.proto === 'https' ? 'https:' : 'http:';
+  const scheme =
+    t.url.protocol === 'https:' || t.url.protocol === 'grpcs:' || t.opts.proto === 'https'
+      ? 'https:'
+      : 'http:';
   let key = `${scheme}//${t.url.hostname.includes(':') ? `[${t.url.hostname}]` : t.url.hostname}:${t.url.port}`;
   if (scheme === 'https:') {
     if (t.opts.tlsSkipVerify === true) key += '#insecure';

@@ -57,14 +57,20 @@ async function listen(server: http.Server | https.Server): Promise<number> {
 
 function echo(name: string) {
   return (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const body = JSON.stringify({ name, url: req.url, headers: req.headers, servername: (req.socket as tls.TLSSocket).servername ?? null });
+    const body = JSON.stringify({
+      name,
+      url: req.url,
+      headers: req.headers,
+      servername: (req.socket as tls.TLSSocket).servername ?? null,
+    });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(body);
   };
 }
 
 async function backend(name: string, tlsOpts?: { cert: Buffer; key: Buffer }): Promise<Backend> {
-  const server = tlsOpts === undefined ? http.createServer(echo(name)) : https.createServer(tlsOpts, echo(name));
+  const server =
+    tlsOpts === undefined ? http.createServer(echo(name)) : https.createServer(tlsOpts, echo(name));
   const port = await listen(server);
   return {
     port,
@@ -79,7 +85,10 @@ async function backend(name: string, tlsOpts?: { cert: Buffer; key: Buffer }): P
 async function startCairn(args: string[], accessLogOut?: NodeJS.WritableStream): Promise<CairnServer> {
   const loaded = loadConfig([...args, '--admin', '127.0.0.1:0', '--shutdown-wait', '1s'], {});
   if (loaded.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(loaded)}`);
-  const s = new CairnServer(loaded.config, { logger: silentLogger(), ...(accessLogOut ? { accessLogOut } : {}) });
+  const s = new CairnServer(loaded.config, {
+    logger: silentLogger(),
+    ...(accessLogOut ? { accessLogOut } : {}),
+  });
   await s.start();
   return s;
 }
@@ -89,10 +98,24 @@ function httpsGet(
   servername: string,
   path: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders; peerCN: string; alpn: string | false }> {
+): Promise<{
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+  peerCN: string;
+  alpn: string | false;
+}> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, path, servername, rejectUnauthorized: false, headers: { host: servername, ...headers }, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        servername,
+        rejectUnauthorized: false,
+        headers: { host: servername, ...headers },
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -113,12 +136,22 @@ function httpsGet(
   });
 }
 
-function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function httpGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString(),
+          headers: res.headers,
+        }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -205,7 +238,10 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
   });
 
   it('negotiates HTTP/2 by ALPN and proxies it to an HTTP/1.1 upstream', async () => {
-    const session = http2.connect(`https://127.0.0.1:${httpsPort}`, { servername: 'a.test', rejectUnauthorized: false });
+    const session = http2.connect(`https://127.0.0.1:${httpsPort}`, {
+      servername: 'a.test',
+      rejectUnauthorized: false,
+    });
     try {
       const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = session.request({ ':path': '/plain/h2', ':authority': 'a.test' });
@@ -256,13 +292,17 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
     const none = await httpGet(httpPort, '/private/x');
     expect(none.status).to.equal(401);
     expect(none.headers['www-authenticate']).to.equal('Basic realm="Team Area"');
-    const bad = await httpGet(httpPort, '/private/x', { authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` });
+    const bad = await httpGet(httpPort, '/private/x', {
+      authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}`,
+    });
     expect(bad.status).to.equal(401);
     const alice = await httpGet(httpPort, '/private/x', {
       authorization: `Basic ${Buffer.from('alice:wonderland').toString('base64')}`,
     });
     expect(alice.status).to.equal(200);
-    const bob = await httpGet(httpPort, '/private/x', { authorization: `Basic ${Buffer.from('bob:s3cret').toString('base64')}` });
+    const bob = await httpGet(httpPort, '/private/x', {
+      authorization: `Basic ${Buffer.from('bob:s3cret').toString('base64')}`,
+    });
     expect(bob.status).to.equal(200);
     const open = await httpGet(httpPort, '/plain/x');
     expect(open.status).to.equal(200);
@@ -280,7 +320,13 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
     await httpGet(httpPort, '/plain/logged?q=1');
     await httpGet(httpPort, '/nowhere');
     await new Promise((r) => setTimeout(r, 50));
-    expect(logLines.some((l) => /"GET \/plain\/logged\?q=1 HTTP\/1\.1" 200 \d+$/.test(l))).to.equal(true, logLines.join('\n'));
-    expect(logLines.some((l) => /"GET \/nowhere HTTP\/1\.1" 404 \d+$/.test(l))).to.equal(true, logLines.join('\n'));
+    expect(logLines.some((l) => /"GET \/plain\/logged\?q=1 HTTP\/1\.1" 200 \d+$/.test(l))).to.equal(
+      true,
+      logLines.join('\n'),
+    );
+    expect(logLines.some((l) => /"GET \/nowhere HTTP\/1\.1" 404 \d+$/.test(l))).to.equal(
+      true,
+      logLines.join('\n'),
+    );
   });
 });

@@ -517,7 +517,11 @@ describe('buildUpstreamHeaders: properties', () => {
     fc.tuple(fc.string(), fc.string()),
   );
   const rawHeaders = fc.array(header, { maxLength: 20 }).map((pairs) => pairs.flat());
-  const ip = fc.oneof(fc.ipV4(), fc.ipV6(), fc.ipV4().map((v4) => `::ffff:${v4}`));
+  const ip = fc.oneof(
+    fc.ipV4(),
+    fc.ipV6(),
+    fc.ipV4().map((v4) => `::ffff:${v4}`),
+  );
   const ctxArb = fc.record({
     remoteAddress: ip,
     tls: fc.boolean(),

@@ -110,20 +110,31 @@ describe('redirect: details', () => {
 
   it('property: never throws and always yields a header-safe value', () => {
     const pieces = fc.constantFrom('http://', 'b.com', '$host', '$path', '/', '?', '#', '@', 'x', ':80');
-    const dst = fc.oneof(fc.string(), fc.array(pieces, { maxLength: 8 }).map((a) => a.join('')));
+    const dst = fc.oneof(
+      fc.string(),
+      fc.array(pieces, { maxLength: 8 }).map((a) => a.join('')),
+    );
     const opt = fc.option(fc.string({ maxLength: 5 }), { nil: undefined });
     fc.assert(
-      fc.property(dst, fc.string(), fc.string(), fc.string(), opt, opt, (d, host, path, query, strip, pre) => {
-        const o: { strip?: string; prepend?: string } = {};
-        if (strip !== undefined) o.strip = strip;
-        if (pre !== undefined) o.prepend = pre;
-        const loc = redirectLocation(d, { host, path, query }, o);
-        expect(loc).to.be.a('string');
-        // Request-provided text never brings control characters into the header.
-        if (!/[\u0000-\u001f\u007f]/.test(d + (strip ?? '') + (pre ?? ''))) {
-          expect(/[\u0000-\u001f\u007f]/.test(loc)).to.equal(false);
-        }
-      }),
+      fc.property(
+        dst,
+        fc.string(),
+        fc.string(),
+        fc.string(),
+        opt,
+        opt,
+        (d, host, path, query, strip, pre) => {
+          const o: { strip?: string; prepend?: string } = {};
+          if (strip !== undefined) o.strip = strip;
+          if (pre !== undefined) o.prepend = pre;
+          const loc = redirectLocation(d, { host, path, query }, o);
+          expect(loc).to.be.a('string');
+          // Request-provided text never brings control characters into the header.
+          if (!/[\u0000-\u001f\u007f]/.test(d + (strip ?? '') + (pre ?? ''))) {
+            expect(/[\u0000-\u001f\u007f]/.test(loc)).to.equal(false);
+          }
+        },
+      ),
       { numRuns: 3000 },
     );
   });

@@ -112,7 +112,7 @@ describe('normalizeRequestPath', () => {
     ['/h%23x', '/h%23x'],
     ['/caf%c3%a9', '/caf%C3%A9'],
     ['/bin%ff', '/bin%FF'],
-    ['/keep:@!$&\'()*+,;=~-_./', '/keep:@!$&\'()*+,;=~-_./'],
+    ["/keep:@!$&'()*+,;=~-_./", "/keep:@!$&'()*+,;=~-_./"],
     ['/%', undefined],
     ['/%4', undefined],
     ['/%zz', undefined],

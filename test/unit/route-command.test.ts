@@ -107,9 +107,12 @@ describe('route commands: Cairn behaviour', () => {
   it('never throws on command-shaped text (property)', () => {
     const word = fc.stringMatching(/^[a-z0-9:/."=,*$-]{0,12}$/);
     const line = fc
-      .array(fc.oneof(fc.constantFrom('route', 'add', 'del', 'weight', 'tags', 'opts', '"a,b"', '"x=y z"'), word), {
-        maxLength: 10,
-      })
+      .array(
+        fc.oneof(fc.constantFrom('route', 'add', 'del', 'weight', 'tags', 'opts', '"a,b"', '"x=y z"'), word),
+        {
+          maxLength: 10,
+        },
+      )
       .map((ws) => ws.join(' '));
     fc.assert(
       fc.property(fc.array(line, { maxLength: 6 }), (lines) => {

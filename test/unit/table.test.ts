@@ -153,7 +153,12 @@ describe('table: Cairn behaviour', () => {
     });
     const bySrc = Object.fromEntries(t.routes.map((r) => [r.src, r]));
     expect(bySrc[':5432']).to.include({ host: '', path: '', port: 5432, proto: 'tcp' });
-    expect(bySrc['db.example.com:443']).to.include({ host: 'db.example.com', path: '', port: 443, proto: 'tcp+sni' });
+    expect(bySrc['db.example.com:443']).to.include({
+      host: 'db.example.com',
+      path: '',
+      port: 443,
+      proto: 'tcp+sni',
+    });
     expect(t.tcp.lookupPort(5432)?.src).to.equal(':5432');
     expect(t.tcp.lookupSni('DB.example.com', 443)?.src).to.equal('db.example.com:443');
   });

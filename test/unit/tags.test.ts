@@ -10,7 +10,13 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { goTrimSpace } from '../../routing/access.ts';
-import { expandVars, formatRouteCommand, goFields, instanceRouteCommands, parseRouteTag } from '../../routing/tags.ts';
+import {
+  expandVars,
+  formatRouteCommand,
+  goFields,
+  instanceRouteCommands,
+  parseRouteTag,
+} from '../../routing/tags.ts';
 import type { RouteCommand, ServiceInstance } from '../../routing/types.ts';
 import vectors from './fixtures/tags-fabio-vectors.json' with { type: 'json' };
 
@@ -390,8 +396,21 @@ describe('tags: properties', () => {
   });
 
   it('instanceRouteCommands never throws on arbitrary tags, addresses, ports and weights', () => {
-    const pieces = fc.constantFrom('p-/a', 'p-:1', ' p-x/ ', 'strip=', 'weight=', 'lbweight=', 'redirect=3', '=', ' ');
-    const tagText = fc.oneof(fc.string(), fc.array(pieces).map((a) => a.join('')));
+    const pieces = fc.constantFrom(
+      'p-/a',
+      'p-:1',
+      ' p-x/ ',
+      'strip=',
+      'weight=',
+      'lbweight=',
+      'redirect=3',
+      '=',
+      ' ',
+    );
+    const tagText = fc.oneof(
+      fc.string(),
+      fc.array(pieces).map((a) => a.join('')),
+    );
     fc.assert(
       fc.property(
         fc.array(tagText, { maxLength: 5 }),
