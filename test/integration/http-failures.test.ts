@@ -1,13 +1,19 @@
 // Upstream failures through a real CairnServer: refused connections, resets, header timeouts,
 // passive ejection and its limits, unavailable routes, clients that go away mid-response.
 //
-// Short timeouts and ejection backoffs are injected with `Upstreams.configure()` and
-// `TargetHealth.configure()` (see helpers/cairn.ts): there are no config keys for them yet.
+// Short timeouts and ejection times come from the config keys (--response-timeout, --eject-time).
 
 import http from 'node:http';
 import { expect } from 'chai';
 import { type Cairn, type CairnOptions, startCairn, waitFor } from './helpers/cairn.ts';
-import { closeAll, refusedPort, startUpstream, type Upstream } from './helpers/upstream.ts';
+import {
+  bodyBytes,
+  closeAll,
+  refusedPort,
+  sha256,
+  startUpstream,
+  type Upstream,
+} from './helpers/upstream.ts';
 
 /** Manual routes: `route add <svc> /path http://127.0.0.1:<port>/` for each port. */
 function routesTo(path: string, ports: readonly number[]): string {
@@ -110,9 +116,47 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
     }
   });
 
+  it('retries=0 on a route turns retries off', async () => {
+    const [good] = (await upstreams('echo')) as [Upstream];
+    const refused = await refusedPort();
+    cairn = await startCairn({
+      routes: [
+        `route add a /x http://127.0.0.1:${refused}/ opts "retries=0"`,
+        `route add b /x http://127.0.0.1:${good.port}/ opts "retries=0"`,
+      ].join('\n'),
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await cairn.fetch(`/x/${i}`)).status);
+    expect(statuses.filter((s) => s === 502).length).to.be.at.least(1);
+    expect(statuses.filter((s) => s === 200).length).to.equal(good.requests.length);
+  });
+
+  it('keeps retries within the global budget (20 % extra upstream requests)', async () => {
+    const ports = [await refusedPort(), await refusedPort(), await refusedPort(), await refusedPort()];
+    const c = await start(ports, { args: ['--retries', '3', '--eject-after', '0'] });
+    const keys = [...keysByPort(c, '/x').values()];
+    const n = 100;
+    for (let i = 0; i < n; i++) expect((await c.fetch(`/x/${i}`)).status).to.equal(502);
+    const attempts = keys.reduce((sum, k) => sum + c.server.health.state(k).requests, 0);
+    // Without a budget: 4 attempts per request. With it: n + 20 % + the initial allowance (10).
+    expect(attempts).to.be.at.most(n * 1.2 + 10 + 1);
+    expect(attempts).to.be.above(n);
+  });
+
+  it('retries a 1 MB POST on a refused connection with the whole body', async () => {
+    const [good] = (await upstreams('echo')) as [Upstream];
+    const c = await start([await refusedPort(), good.port]);
+    const body = bodyBytes(0, 1 << 20);
+    for (let i = 0; i < 2; i++) {
+      const r = await c.fetch(`/x/big/${i}`, { method: 'POST', body });
+      expect(r.status).to.equal(200);
+      expect(JSON.parse(r.text).bodySha256).to.equal(sha256(body));
+    }
+  });
+
   it('answers 504 when the upstream does not send headers in time', async () => {
     const [hang] = (await upstreams('hang')) as [Upstream];
-    const c = await start([hang.port], { upstream: { headersTimeoutMs: 300 } });
+    const c = await start([hang.port], { args: ['--response-timeout', '300ms'] });
     const started = Date.now();
     const r = await c.fetch('/x');
     expect(r.status).to.equal(504);
@@ -135,7 +179,18 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
       expect(bad.requests.length).to.equal(5);
     });
 
-    it('never ejects more than half of a route\'s targets', async () => {
+    it('--eject-after sets the number of consecutive failures', async () => {
+      const [bad, good] = (await upstreams({ status: 502 }, 'echo')) as [Upstream, Upstream];
+      const c = await start([bad.port, good.port], { args: ['--eject-after', '2'] });
+      const badKey = key(keysByPort(c, '/x'), bad.port);
+      for (let i = 0; i < 20 && bad.requests.length < 2; i++) await c.fetch(`/x/${i}`);
+      expect(c.server.health.isEjected(badKey)).to.equal(true);
+      for (let i = 0; i < 10; i++) await c.fetch('/x/after');
+      expect(bad.requests.length).to.equal(2);
+      expect(good.requests.length).to.be.at.least(10);
+    });
+
+    it("never ejects more than half of a route's targets", async () => {
       const failing = await upstreams({ status: 500 }, { status: 500 }, { status: 500 });
       const c = await start(failing.map((u) => u.port));
       const keys = [...keysByPort(c, '/x').values()];
@@ -153,7 +208,7 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
 
     it('brings an ejected target back after the backoff', async () => {
       const [bad, good] = (await upstreams({ status: 500 }, 'echo')) as [Upstream, Upstream];
-      const c = await start([bad.port, good.port], { health: { baseEjectMs: 300 } });
+      const c = await start([bad.port, good.port], { args: ['--eject-time', '300ms'] });
       const badKey = key(keysByPort(c, '/x'), bad.port);
       for (let i = 0; i < 40 && !c.server.health.isEjected(badKey); i++) await c.fetch(`/x/${i}`);
       expect(c.server.health.isEjected(badKey)).to.equal(true);
@@ -169,6 +224,23 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
       expect(bad.requests.length).to.be.above(seen);
       expect(c.server.health.state(badKey).ejections).to.equal(0); // a success resets the backoff
     });
+  });
+
+  it('cuts the client connection when the upstream dies mid-response (no hang)', async () => {
+    const [dying] = (await upstreams((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
+      res.write('partial body\n');
+      setTimeout(() => res.socket?.destroy(), 50);
+    })) as [Upstream];
+    const c = await start([dying.port]);
+    const outcome = await c.fetch('/x/dying').then(
+      (r) => `complete ${r.status} ${r.body.length}`,
+      (e: Error) => `cut: ${e.message}`,
+    );
+    expect(outcome).to.match(/^cut: /);
+    await waitFor(() => c.server.proxy.active === 0, 2000, 'in-flight 0');
+    dying.behaviour = 'echo';
+    expect((await c.fetch('/x/next')).status).to.equal(200);
   });
 
   it('answers 503 when every target of the route is unavailable', async () => {
@@ -205,8 +277,36 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
         req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
       });
       await waitFor(() => slow.aborted === 1, 2000, 'upstream request aborted');
-      await waitFor(() => c.server.proxy.active === 0 && c.server.health.inFlight(k) === 0, 2000, 'in-flight 0');
+      await waitFor(
+        () => c.server.proxy.active === 0 && c.server.health.inFlight(k) === 0,
+        2000,
+        'in-flight 0',
+      );
       slow.behaviour = 'echo';
+      expect((await c.fetch('/x/next')).status).to.equal(200);
+    });
+
+    it('during the upload: aborts the upstream request, in-flight back to 0', async () => {
+      const [sink] = (await upstreams('echo')) as [Upstream];
+      const c = await start([sink.port]);
+      await new Promise<void>((resolve) => {
+        const req = http.request({
+          host: '127.0.0.1',
+          port: c.port,
+          path: '/x/upload',
+          method: 'POST',
+          agent: false,
+          headers: { 'content-length': String(1 << 20) },
+        });
+        req.on('error', () => resolve());
+        req.write(bodyBytes(0, 64 * 1024));
+        // Half the body is at the upstream: hang up.
+        void waitFor(() => sink.inFlight === 1, 2000, 'upload at the upstream').then(() => req.destroy());
+      });
+      await waitFor(() => sink.aborted === 1, 2000, 'upstream request aborted');
+      await waitFor(() => c.server.proxy.active === 0, 2000, 'in-flight 0');
+      // The client went away: that is not the upstream's failure.
+      expect(c.server.health.state(key(keysByPort(c, '/x'), sink.port)).failures).to.equal(0);
       expect((await c.fetch('/x/next')).status).to.equal(200);
     });
 
@@ -227,7 +327,11 @@ describe('HTTP proxy: upstream failures (real sockets)', function () {
         void waitFor(() => slow.inFlight === 1, 2000, 'request at the upstream').then(() => req.destroy());
       });
       await waitFor(() => slow.aborted === 1, 2000, 'upstream request aborted');
-      await waitFor(() => c.server.proxy.active === 0 && c.server.health.inFlight(k) === 0, 2000, 'in-flight 0');
+      await waitFor(
+        () => c.server.proxy.active === 0 && c.server.health.inFlight(k) === 0,
+        2000,
+        'in-flight 0',
+      );
       expect((await c.fetch('/x/next')).status).to.equal(200);
     });
   });

@@ -3,22 +3,18 @@
 //
 // fabio vectors transcribed here (live_binary, proxy_redirect, proxy_forwarding,
 // path_normalization, proxy_noroute) with the upstream ports of this run in place of fabio's.
-// Deliberate differences from the "upstream request headers" vector:
-//   - Forwarded has no `by=<local ip>`: fabio auto-detects a local IP; Cairn adds `by=` only when
-//     a local IP is configured (HttpProxyOptions.localIp), and no config key sets it yet.
-//   - X-Request-Id / X-Client-Ip are not checked: they need proxy.header.requestid/clientip,
-//     which have no config key yet (forward-headers unit tests cover the header logic).
+// Deliberate difference from the "upstream request headers" vector: Forwarded has no
+// `by=<local ip>`. fabio auto-detects a local IP; Cairn adds `by=` only when a local IP is
+// configured (HttpProxyOptions.localIp), and no config key sets it yet.
 
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import {
-  type Cairn,
-  type RegistryContent,
-  rawHeader,
-  rawRequest,
-  startCairn,
-} from './helpers/cairn.ts';
+import { type Cairn, type RegistryContent, rawHeader, rawRequest, startCairn } from './helpers/cairn.ts';
 import { bodyBytes, closeAll, type Echo, sha256, startUpstream, type Upstream } from './helpers/upstream.ts';
 
 function echoOf(text: string): Echo {
@@ -54,10 +50,15 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
   let cairn: Cairn;
 
   before(async () => {
-    [a, b, c, echo, other, pool] = await Promise.all(
+    [a, b, c, echo, other, pool] = (await Promise.all(
       ['svc-a', 'svc-b', 'svc-c', 'echo', 'other', 'pool'].map((n) => startUpstream(n)),
-    );
-    hop = await startUpstream('hop', (_req, res) => {
+    )) as [Upstream, Upstream, Upstream, Upstream, Upstream, Upstream];
+    hop = await startUpstream('hop', (req, res) => {
+      if (req.headers['x-test-close'] !== undefined) {
+        res.writeHead(200, { connection: 'close', 'content-length': '5' });
+        res.end('close');
+        return;
+      }
       res.writeHead(200, [
         'Connection',
         'X-Resp-Hop, keep-alive',
@@ -71,6 +72,10 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
         'Basic realm="next proxy"',
         'X-Kept',
         'yes',
+        'Set-Cookie',
+        'a=1; Path=/',
+        'Set-Cookie',
+        'b=2; HttpOnly',
         'Content-Type',
         'text/plain',
       ]);
@@ -116,7 +121,9 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
         `route add mock /hostcustom http://127.0.0.1:${other.port}/ opts "host=bar.com"`,
       ].join('\n'),
     };
-    cairn = await startCairn(registry);
+    cairn = await startCairn(registry, {
+      args: ['--request-id-header', 'X-Request-Id', '--client-ip-header', 'X-Client-Ip'],
+    });
   });
 
   after(async () => {
@@ -134,7 +141,8 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
     });
 
     it('passes path and query through byte for byte', async () => {
-      const target = "/echo/A-b_c.~!$&'()*+,;=:@x/%7Euser?b=2&a=1&a=%2f&empty=&sp=%20&plus=a+b&q=?&dots=/x/../y";
+      const target =
+        "/echo/A-b_c.~!$&'()*+,;=:@x/%7Euser?b=2&a=1&a=%2f&empty=&sp=%20&plus=a+b&q=?&dots=/x/../y";
       const r = await rawRequest(cairn.port, `GET ${target} HTTP/1.1\r\nHost: test.local`);
       expect(r.status).to.equal(200);
       // A `%7E` in the path is decoded and re-encoded by normalisation (unreserved: `~`).
@@ -177,29 +185,31 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
     });
 
     it('handles Expect: 100-continue', async () => {
-      const result = await new Promise<{ continued: boolean; status: number; body: string }>((resolve, reject) => {
-        let continued = false;
-        const req = http.request({
-          host: '127.0.0.1',
-          port: cairn.port,
-          path: '/echo/continue',
-          method: 'POST',
-          agent: false,
-          headers: { 'content-length': '5', expect: '100-continue' },
-        });
-        req.on('continue', () => {
-          continued = true;
-          req.end('hello');
-        });
-        req.on('response', (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (body += d));
-          res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, body }));
-        });
-        req.on('error', reject);
-        req.flushHeaders();
-      });
+      const result = await new Promise<{ continued: boolean; status: number; body: string }>(
+        (resolve, reject) => {
+          let continued = false;
+          const req = http.request({
+            host: '127.0.0.1',
+            port: cairn.port,
+            path: '/echo/continue',
+            method: 'POST',
+            agent: false,
+            headers: { 'content-length': '5', expect: '100-continue' },
+          });
+          req.on('continue', () => {
+            continued = true;
+            req.end('hello');
+          });
+          req.on('response', (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (body += d));
+            res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+          req.flushHeaders();
+        },
+      );
       expect(result.continued).to.equal(true);
       expect(result.status).to.equal(200);
       const e = echoOf(result.body);
@@ -251,23 +261,90 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
         const timer = setTimeout(() => reject(new Error('first event not received within 2 s')), 2000);
         let body = '';
         let firstBeforeEnd = false;
-        const req = http.get({ host: '127.0.0.1', port: cairn.port, path: '/events', agent: false }, (res) => {
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => {
-            body += d;
-            if (!firstBeforeEnd && body.includes('data: one\n\n')) {
-              clearTimeout(timer);
-              firstBeforeEnd = true;
-              // The upstream has not ended the response yet: it only ends after this call.
-              releaseSse?.();
-            }
-          });
-          res.on('end', () => resolve({ firstBeforeEnd, body }));
-        });
+        const req = http.get(
+          { host: '127.0.0.1', port: cairn.port, path: '/events', agent: false },
+          (res) => {
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => {
+              body += d;
+              if (!firstBeforeEnd && body.includes('data: one\n\n')) {
+                clearTimeout(timer);
+                firstBeforeEnd = true;
+                // The upstream has not ended the response yet: it only ends after this call.
+                releaseSse?.();
+              }
+            });
+            res.on('end', () => resolve({ firstBeforeEnd, body }));
+          },
+        );
         req.on('error', reject);
       });
       expect(result.firstBeforeEnd).to.equal(true);
       expect(result.body).to.equal('data: one\n\ndata: two\n\n');
+    });
+
+    it('applies backpressure: a client that stops reading stalls the upstream, then gets every byte', async () => {
+      const size = 48 << 20; // more than every socket buffer on the way can hold
+      const completedBefore = echo.completed;
+      const result = await new Promise<{ length: number; sha: string; stalled: boolean }>(
+        (resolve, reject) => {
+          const hash = createHash('sha256');
+          let length = 0;
+          let stalled = false;
+          const req = http.get(
+            {
+              host: '127.0.0.1',
+              port: cairn.port,
+              path: '/echo/big',
+              agent: false,
+              headers: { 'x-test-size': String(size) },
+            },
+            (res) => {
+              const take = (d: Buffer): void => {
+                length += d.length;
+                hash.update(d);
+              };
+              res.once('data', (first: Buffer) => {
+                take(first);
+                res.pause();
+                setTimeout(() => {
+                  // Nothing read for 500 ms: the upstream must still be waiting to write.
+                  stalled = echo.completed === completedBefore;
+                  res.on('data', take);
+                  res.resume();
+                }, 500);
+              });
+              res.on('end', () => resolve({ length, sha: hash.digest('hex'), stalled }));
+              res.on('error', reject);
+            },
+          );
+          req.on('error', reject);
+        },
+      );
+      expect(result.stalled, 'upstream stalled while the client did not read').to.equal(true);
+      expect(result.length).to.equal(size);
+      expect(result.sha).to.equal(sha256(bodyBytes(0, size)));
+    });
+
+    it('passes repeated response headers (Set-Cookie) through', async () => {
+      const r = await rawRequest(cairn.port, 'GET /hop HTTP/1.1\r\nHost: test.local');
+      expect(rawHeader(r, 'set-cookie')).to.deep.equal(['a=1; Path=/', 'b=2; HttpOnly']);
+    });
+
+    it('serves 200 concurrent requests correctly', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => cairn.fetch(`/echo/concurrent/${i}`)),
+      );
+      results.forEach((r, i) => {
+        expect(r.status).to.equal(200);
+        expect(echoOf(r.text).url).to.equal(`/echo/concurrent/${i}`);
+      });
+    });
+
+    it('keeps the client connection alive when the upstream closes its own', async () => {
+      const r = await cairn.fetch('/hop', { headers: { 'x-test-close': '1' } });
+      expect(r.status).to.equal(200);
+      expect(r.headers.connection).to.not.equal('close');
     });
 
     it('reuses upstream keep-alive connections (200 sequential requests)', async () => {
@@ -382,8 +459,20 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
       expect(e.headers['x-forwarded-port']).to.equal(String(cairn.port));
       expect(e.headers['x-forwarded-proto']).to.equal('http');
       expect(e.headers['x-real-ip']).to.equal('127.0.0.1');
+      expect(e.headers['x-client-ip']).to.equal('127.0.0.1');
+      expect(e.headers['x-request-id']).to.match(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
       // Deliberate difference: no `by=` (see the file comment).
       expect(e.headers.forwarded).to.equal('for=127.0.0.1; proto=http; httpproto=http/1.1');
+    });
+
+    it('replaces a client-sent request id with a fresh one per request', async () => {
+      const sent = { 'x-request-id': 'client-chosen' };
+      const one = echoOf((await cairn.fetch('/echo/id', { headers: sent })).text).headers['x-request-id'];
+      const two = echoOf((await cairn.fetch('/echo/id', { headers: sent })).text).headers['x-request-id'];
+      expect(one).to.not.equal('client-chosen');
+      expect(one).to.not.equal(two);
     });
 
     it('appends to X-Forwarded-For, keeps client X-Forwarded-Proto/Host/Port and Forwarded', async () => {
@@ -430,7 +519,15 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
       );
       expect(r.status).to.equal(200);
       const h = echoOf(r.body).headers;
-      for (const gone of ['x-hop', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization']) {
+      for (const gone of [
+        'x-hop',
+        'keep-alive',
+        'proxy-connection',
+        'te',
+        'trailer',
+        'upgrade',
+        'proxy-authorization',
+      ]) {
         expect(h[gone], gone).to.equal(undefined);
       }
       expect(String(h.connection ?? '')).to.not.match(/x-hop/i);
@@ -464,7 +561,9 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
       expect((await cairn.fetch('/allow-ten')).status).to.equal(403);
       expect((await cairn.fetch('/deny-local')).status).to.equal(403);
       expect((await cairn.fetch('/deny-xff')).status).to.equal(200);
-      const viaXff = await cairn.fetch('/deny-xff', { headers: { 'x-forwarded-for': '192.0.2.1, 10.1.2.3' } });
+      const viaXff = await cairn.fetch('/deny-xff', {
+        headers: { 'x-forwarded-for': '192.0.2.1, 10.1.2.3' },
+      });
       expect(viaXff.status).to.equal(403);
       expect(viaXff.text).to.equal('access denied\n');
     });
@@ -494,7 +593,10 @@ describe('HTTP proxy: fabio vector tables (real sockets)', function () {
     it(`weighted 80/20 over 100 requests is exact (live_binary, --strategy ${strategy})`, async () => {
       ups = await Promise.all(['svc-a', 'svc-b', 'svc-c'].map((n) => startUpstream(n)));
       const [a, b, c] = ups as [Upstream, Upstream, Upstream];
-      cairn = await startCairn({ routes: liveBinaryTable(a.port, b.port, c.port) }, { args: ['--strategy', strategy] });
+      cairn = await startCairn(
+        { routes: liveBinaryTable(a.port, b.port, c.port) },
+        { args: ['--strategy', strategy] },
+      );
       const counts: Record<string, number> = {};
       for (let i = 0; i < 100; i++) {
         const r = await cairn.fetch('/app/x');
@@ -534,10 +636,25 @@ describe('HTTP proxy: fabio vector tables (real sockets)', function () {
     expect(r.headers.location).to.equal('https://c.com/baz');
   });
 
-  it('configurable no-route status (proxy_noroute, --noroute-status)', async () => {
+  it('configurable no-route status (--noroute-status)', async () => {
     cairn = await startCairn({ routes: '' }, { args: ['--noroute-status', '410'] });
     const r = await cairn.fetch('/anything');
     expect(r.status).to.equal(410);
     expect(r.text).to.equal('no route\n');
+  });
+
+  it('no route -> status + HTML page (proxy_noroute, --noroute-html)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-noroute-'));
+    try {
+      const page = join(dir, 'noroute.html');
+      await writeFile(page, '<html>no route here</html>');
+      cairn = await startCairn({ routes: '' }, { args: ['--noroute-status', '404', '--noroute-html', page] });
+      const r = await cairn.fetch('/anything');
+      expect(r.status).to.equal(404);
+      expect(r.text).to.equal('<html>no route here</html>');
+      expect(String(r.headers['content-type'])).to.match(/^text\/html/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,13 +5,12 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../../lib/config/index.ts';
-import type { PassiveHealthOptions } from '../../../lib/health/target-health.ts';
 import { silentLogger } from '../../../lib/logging.ts';
-import type { UpstreamOptions } from '../../../lib/proxy/upstreams.ts';
 import { CairnServer } from '../../../lib/server.ts';
 
 export interface RegistryInstance {
@@ -35,12 +34,8 @@ export interface RegistryContent {
 }
 
 export interface CairnOptions {
-  /** Extra command-line arguments (e.g. `--noroute-status`, `--strategy rr`). */
+  /** Extra command-line arguments (e.g. `--noroute-status 410`, `--response-timeout 300ms`). */
   readonly args?: readonly string[];
-  /** Passive-health settings (no config keys for them yet). */
-  readonly health?: Partial<PassiveHealthOptions>;
-  /** Upstream pool settings (no config keys for them yet). */
-  readonly upstream?: Partial<UpstreamOptions>;
 }
 
 export interface Response {
@@ -53,7 +48,7 @@ export interface Response {
 export interface RequestOptions {
   readonly method?: string;
   readonly headers?: Record<string, string>;
-  readonly body?: string | Buffer | AsyncIterable<Buffer>;
+  readonly body?: string | Buffer | Readable;
 }
 
 export interface Cairn {
@@ -72,6 +67,9 @@ export interface Cairn {
   writeRaw(text: string): Promise<void>;
   /** The file registry's reported error ('' when it is fine). */
   registryError(): string;
+  /** Graceful CairnServer.stop() (once; later calls wait for the first). */
+  stopServer(waitMs?: number): Promise<void>;
+  /** Closes the test client, stops the server (if not yet), removes the temp directory. */
   stop(waitMs?: number): Promise<void>;
 }
 
@@ -101,14 +99,13 @@ export async function startCairn(content: RegistryContent, opts: CairnOptions = 
     throw new Error(`bad test config: ${loaded.kind === 'error' ? loaded.error.message : loaded.kind}`);
   }
   const server = new CairnServer(loaded.config, { logger: silentLogger() });
-  if (opts.health !== undefined) server.health.configure(opts.health);
-  if (opts.upstream !== undefined) server.upstreams.configure(opts.upstream);
   await server.start();
   const port = server.addresses()[0]?.port ?? 0;
   const origin = `http://127.0.0.1:${port}`;
   const client = new Agent({ keepAliveTimeout: 10_000 });
   const registryName = `file:${file}`;
   let tmpCount = 0;
+  let stopping: Promise<void> | undefined;
 
   const writeRaw = async (text: string): Promise<void> => {
     // Write then rename, as editors do: the registry never reads half a file.
@@ -124,12 +121,13 @@ export async function startCairn(content: RegistryContent, opts: CairnOptions = 
     file,
     client,
     fetch: async (path, o = {}) => {
-      const r = await request(`${origin}${path}`, {
+      const opts: Parameters<typeof request>[1] = {
         dispatcher: client,
         method: (o.method ?? 'GET') as 'GET',
-        ...(o.headers !== undefined ? { headers: o.headers } : {}),
-        ...(o.body !== undefined ? { body: o.body } : {}),
-      });
+      };
+      if (o.headers !== undefined) opts.headers = o.headers;
+      if (o.body !== undefined) opts.body = o.body;
+      const r = await request(`${origin}${path}`, opts);
       const body = Buffer.from(await r.body.arrayBuffer());
       return { status: r.statusCode, headers: r.headers, body, text: body.toString('utf8') };
     },
@@ -140,9 +138,13 @@ export async function startCairn(content: RegistryContent, opts: CairnOptions = 
     },
     writeRaw,
     registryError: () => server.controller.registry(registryName).error ?? '',
+    stopServer: (waitMs = 0) => {
+      stopping ??= server.stop(waitMs);
+      return stopping;
+    },
     stop: async (waitMs = 0) => {
-      await client.close().catch(() => {});
-      await server.stop(waitMs);
+      await client.destroy().catch(() => {});
+      await cairn.stopServer(waitMs);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -196,7 +198,9 @@ export function rawRequest(port: number, head: string, body = '', timeoutMs = 50
         if (c > 0) headers.push([l.slice(0, c), l.slice(c + 1).trim()]);
       }
       let body = end < 0 ? '' : raw.slice(end + 4);
-      if (headers.some(([k, v]) => k.toLowerCase() === 'transfer-encoding' && v.toLowerCase() === 'chunked')) {
+      if (
+        headers.some(([k, v]) => k.toLowerCase() === 'transfer-encoding' && v.toLowerCase() === 'chunked')
+      ) {
         body = dechunk(body);
       }
       resolve({ status, headers, body, raw });

@@ -50,10 +50,14 @@ export interface Upstream {
   readonly requests: SeenRequest[];
   /** TCP connections accepted so far. */
   connections: number;
+  /** TCP connections open now. */
+  readonly openConnections: number;
   /** Requests whose client (Cairn) went away before the response finished. */
   aborted: number;
   /** Requests currently being answered. */
   inFlight: number;
+  /** Responses written completely (the last byte handed to the OS). */
+  completed: number;
   close(): Promise<void>;
 }
 
@@ -82,6 +86,10 @@ export async function startUpstream(name: string, behaviour: Behaviour = 'echo')
     connections: 0,
     aborted: 0,
     inFlight: 0,
+    completed: 0,
+    get openConnections() {
+      return sockets.size;
+    },
     close: async () => {
       server.closeAllConnections();
       for (const s of sockets) s.destroy();
@@ -102,6 +110,7 @@ export async function startUpstream(name: string, behaviour: Behaviour = 'echo')
       rawHeaders: req.rawHeaders,
     });
     up.inFlight++;
+    res.once('finish', () => up.completed++);
     res.once('close', () => {
       up.inFlight--;
       if (!res.writableFinished) up.aborted++;
@@ -113,12 +122,7 @@ export async function startUpstream(name: string, behaviour: Behaviour = 'echo')
   return Object.assign(up, { port, origin: `http://127.0.0.1:${port}` });
 }
 
-function behave(
-  up: Upstream,
-  b: Behaviour,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-): void {
+function behave(up: Upstream, b: Behaviour, req: http.IncomingMessage, res: http.ServerResponse): void {
   if (typeof b === 'function') return b(req, res);
   if (b === 'reset') {
     req.socket.destroy();

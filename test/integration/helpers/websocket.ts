@@ -34,6 +34,8 @@ export interface WsUpstream {
   readonly connections: WsConnection[];
   /** Sent to every new connection right after the handshake (proves upstream -> client). */
   greeting: string | undefined;
+  /** Do not answer a FIN from the client side with our own (misbehaving upstream). */
+  ignoreFin: boolean;
   close(): Promise<void>;
 }
 
@@ -81,7 +83,8 @@ export function parseFrames(buf: Buffer): { frames: Frame[]; rest: Buffer } {
     if (masked) p += 4;
     if (buf.length - p < len) break;
     const payload = Buffer.from(buf.subarray(p, p + len));
-    if (masked) for (let i = 0; i < len; i++) payload[i] = (payload[i] as number) ^ (buf[maskAt + (i & 3)] as number);
+    if (masked)
+      for (let i = 0; i < len; i++) payload[i] = (payload[i] as number) ^ (buf[maskAt + (i & 3)] as number);
     frames.push({ opcode: b0 & 0x0f, payload });
     at = p + len;
   }
@@ -99,6 +102,7 @@ export async function startWsUpstream(): Promise<WsUpstream> {
     port: 0,
     connections,
     greeting: undefined,
+    ignoreFin: false,
     close: async () => {
       for (const s of sockets) s.destroy();
       server.closeAllConnections();
@@ -113,7 +117,9 @@ export async function startWsUpstream(): Promise<WsUpstream> {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const accept = createHash('sha1').update(key + GUID).digest('base64');
+    const accept = createHash('sha1')
+      .update(key + GUID)
+      .digest('base64');
     socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
@@ -151,6 +157,11 @@ export async function startWsUpstream(): Promise<WsUpstream> {
       }
     };
     socket.on('data', onData);
+    // The peer sent FIN without a close frame: finish our side too, as WebSocket servers do,
+    // unless told to ignore it (a misbehaving upstream).
+    socket.once('end', () => {
+      if (!up.ignoreFin) socket.end();
+    });
     if (head.length > 0) onData(Buffer.alloc(0));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
