@@ -1,23 +1,27 @@
-// The HTTP data plane: one request in, one route looked up on the live table snapshot, one
-// target picked, the request streamed to it through undici's dispatcher, the response streamed
-// back. Every failure maps to a status and a counter; nothing here throws past the listener.
+// The HTTP data plane's engine: one request in, one route looked up on the live table snapshot,
+// one target picked, access/auth/redirect decided, then an Exchange streams it to the target
+// through undici and the response back. Two client sides share it: Node's http/http2 servers
+// (TLS, HTTP/2; `handle` below) and the lean HTTP/1.1 listener (lib/proxy/h1/). Every failure
+// maps to a status and a counter; nothing here throws past the listener.
 //
-// Hot-path rules: no closures per request beyond the one dispatch handler object, raw header
-// arrays in and out (never re-parsed into objects), the table read once per request.
+// Hot-path rules: no closures per request beyond the exchange object, raw header arrays in and
+// out (never re-parsed into objects), the table read once per request.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { isDenied } from '../../routing/access.ts';
 import { redirectLocation } from '../../routing/redirect.ts';
 import type { Route, RouteTarget } from '../../routing/types.ts';
 import type { Controller, TableRuntime } from '../controller.ts';
-import type { TargetHealth, TargetState } from '../health/target-health.ts';
-import { buildUpstreamHeaders, filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
-import { scanRequestHead } from './request-head.ts';
-import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
+import type { TargetHealth } from '../health/target-health.ts';
 import type { BasicAuthRealm } from './basic-auth.ts';
+import { contentLength, Exchange } from './exchange.ts';
+import { filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
+import { type RequestHead, scanRequestHead } from './request-head.ts';
+import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
 import type { Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -39,6 +43,17 @@ export interface AccessLogEntry {
   readonly userAgent: string;
   readonly referer: string;
   readonly proto: string;
+}
+
+/** What the access log needs to know about a request, read only when the log is on. */
+export interface LogSource {
+  readonly method: string;
+  readonly host: string;
+  readonly url: string;
+  readonly remote: string;
+  readonly httpVersion: string;
+  userAgent(): string;
+  referer(): string;
 }
 
 export interface HttpProxyOptions {
@@ -69,17 +84,42 @@ export const defaultHttpProxyOptions: HttpProxyOptions = {
   retryBudget: 0.2,
 };
 
-const connectErrorCodes = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ECONNRESET_BEFORE_CONNECT',
-]);
-const resetErrorCodes = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
-const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** What to do with a request: answer it here, or forward it. */
+export type Decision = Reply | Forward;
+
+export interface Reply {
+  readonly kind: 'reply';
+  readonly status: number;
+  readonly body: string;
+  readonly contentType: string;
+  /** Extra response headers (Location, WWW-Authenticate). */
+  readonly headers: readonly (readonly [string, string])[];
+  readonly route: Route | undefined;
+  readonly target: RouteTarget | undefined;
+}
+
+export interface Forward {
+  readonly kind: 'forward';
+  readonly runtime: TableRuntime;
+  readonly route: Route;
+  readonly target: RouteTarget;
+  /** Upstream path and query. */
+  readonly path: string;
+}
+
+const textPlain = 'text/plain; charset=utf-8';
+const noHeaders: readonly (readonly [string, string])[] = [];
+
+function reply(
+  status: number,
+  body: string,
+  route?: Route,
+  target?: RouteTarget,
+  headers: readonly (readonly [string, string])[] = noHeaders,
+  contentType = textPlain,
+): Reply {
+  return { kind: 'reply', status, body, contentType, headers, route, target };
+}
 
 export class HttpProxy {
   private readonly controller: Controller;
@@ -102,21 +142,11 @@ export class HttpProxy {
     this.opts = { ...defaultHttpProxyOptions, ...opts };
   }
 
-  /** The request listener (bound once). */
-  readonly handle = (req: ClientRequest, response: ServerResponse | Http2ServerResponse): void => {
-    const res = response as ServerResponse;
-    try {
-      this.route(req, res);
-    } catch (err) {
-      // A bug must cost one request, never the process.
-      if (!res.headersSent) sendText(res, 500, 'internal error\n');
-      else res.destroy(err as Error);
-    }
-  };
-
-  private route(req: ClientRequest, res: ClientResponse): void {
-    const started = performance.now();
-    const url = req.url ?? '/';
+  /**
+   * Routes one request: normalise the path, look up the route on the live table, pick a target,
+   * apply the target's access rules, auth and redirect. Pure decision; nothing is written.
+   */
+  decide(url: string, head: RequestHead, tls: boolean, remoteAddress: string): Decision {
     let rawPath: string;
     let query: string;
     if (url.charCodeAt(0) === 0x2f /* / */) {
@@ -124,78 +154,90 @@ export class HttpProxy {
     } else {
       // absolute-form (`GET http://host/path`) from clients that think we are a forward proxy
       const abs = parseAbsoluteForm(url);
-      if (abs === undefined) return this.reject(req, res, 400, 'bad request target\n', started);
+      if (abs === undefined) return reply(400, 'bad request target\n');
       [rawPath, query] = splitPathQuery(abs);
     }
     const path = normalizeRequestPath(rawPath);
-    if (path === undefined) return this.reject(req, res, 400, 'bad request path\n', started);
+    if (path === undefined) return reply(400, 'bad request path\n');
 
-    const tls = isTls(req);
-    const head = scanRequestHead(req.rawHeaders);
-    if (req.httpVersionMajor === 2) head.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
     const host = head.host;
     const runtime = this.controller.current;
     const route = runtime.table.http.lookup({ host, path, tls, forwardedProto: head.forwardedProto });
     if (route === undefined) {
       const body = this.opts.noRouteBody;
       if (body !== undefined)
-        return this.reject(req, res, this.opts.noRouteStatus, body, started, 'text/html; charset=utf-8');
-      return this.reject(req, res, this.opts.noRouteStatus, 'no route\n', started);
+        return reply(
+          this.opts.noRouteStatus,
+          body,
+          undefined,
+          undefined,
+          noHeaders,
+          'text/html; charset=utf-8',
+        );
+      return reply(this.opts.noRouteStatus, 'no route\n');
     }
     const target = runtime.balancer(route)?.pick();
-    if (target === undefined)
-      return this.reject(req, res, 503, 'no healthy target\n', started, undefined, route);
+    if (target === undefined) return reply(503, 'no healthy target\n', route);
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
-      const remote = req.socket?.remoteAddress ?? '';
-      if (isDenied(o.allow, o.deny, remote, head.forwardedFor)) {
-        return this.reject(req, res, 403, 'access denied\n', started, undefined, route, target);
+      if (isDenied(o.allow, o.deny, remoteAddress, head.forwardedFor)) {
+        return reply(403, 'access denied\n', route, target);
       }
     }
     if (o.auth !== undefined) {
       const realm = this.opts.realms?.get(o.auth);
-      if (realm === undefined) {
-        return this.reject(
-          req,
-          res,
-          500,
-          `auth realm ${o.auth} is not configured\n`,
-          started,
-          undefined,
-          route,
-          target,
-        );
-      }
+      if (realm === undefined) return reply(500, `auth realm ${o.auth} is not configured\n`, route, target);
       if (!realm.check(head.authorization)) {
-        res.setHeader('WWW-Authenticate', realm.challenge);
-        return this.reject(req, res, 401, 'authentication required\n', started, undefined, route, target);
+        return reply(401, 'authentication required\n', route, target, [
+          ['WWW-Authenticate', realm.challenge],
+        ]);
       }
     }
     if (o.redirectCode !== undefined) {
-      const loc = redirectLocation(target.dst, { host, path, query }, stripPrepend(o.strip, o.prepend));
-      res.setHeader('Location', loc);
-      return this.reject(req, res, o.redirectCode, '', started, undefined, route, target);
+      const strip: { strip?: string; prepend?: string } = {};
+      if (o.strip !== undefined) strip.strip = o.strip;
+      if (o.prepend !== undefined) strip.prepend = o.prepend;
+      const loc = redirectLocation(target.dst, { host, path, query }, strip);
+      return reply(o.redirectCode, '', route, target, [['Location', loc]]);
     }
-
-    const upstreamPath = rewritePath(path, o.strip, o.prepend) + query;
-    const p = new ProxyRequest(this, runtime, route, req, res, upstreamPath, head.hasBody, tls, started);
-    p.send(target);
+    return { kind: 'forward', runtime, route, target, path: rewritePath(path, o.strip, o.prepend) + query };
   }
 
-  /** Answers without an upstream (404, 503, 403, redirects, bad requests). */
-  reject(
-    req: ClientRequest,
-    res: ClientResponse,
-    status: number,
-    body: string,
-    started: number,
-    contentType?: string,
-    route?: Route,
-    target?: RouteTarget,
-  ): void {
-    sendText(res, status, body, contentType);
-    this.finished(req, res, route, target, status, started, 0, Buffer.byteLength(body));
+  /** The request listener for Node's http/http2 servers (bound once). */
+  readonly handle = (req: ClientRequest, response: ServerResponse | Http2ServerResponse): void => {
+    const res = response as ServerResponse;
+    try {
+      this.handleNode(req, res);
+    } catch (err) {
+      // A bug must cost one request, never the process.
+      if (!res.headersSent) sendText(res, 500, 'internal error\n');
+      else res.destroy(err as Error);
+    }
+  };
+
+  private handleNode(req: ClientRequest, res: ServerResponse): void {
+    const started = performance.now();
+    const tls = (req.socket as TLSSocket | undefined)?.encrypted === true;
+    const head = scanRequestHead(req.rawHeaders);
+    if (req.httpVersionMajor === 2) head.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
+    const d = this.decide(req.url ?? '/', head, tls, req.socket?.remoteAddress ?? '');
+    if (d.kind === 'reply') {
+      for (const [k, v] of d.headers) res.setHeader(k, v);
+      sendText(res, d.status, d.body, d.contentType);
+      this.finished(
+        new NodeLogSource(req, head.host),
+        d.route,
+        d.target,
+        d.status,
+        started,
+        0,
+        Buffer.byteLength(d.body),
+      );
+      return;
+    }
+    const x = new NodeExchange(this, d, req, res, head, tls, started);
+    x.send(d.target);
   }
 
   pool(t: RouteTarget): Dispatcher {
@@ -213,8 +255,7 @@ export class HttpProxy {
   }
 
   finished(
-    req: ClientRequest,
-    res: ClientResponse,
+    src: LogSource,
     route: Route | undefined,
     target: RouteTarget | undefined,
     status: number,
@@ -222,151 +263,155 @@ export class HttpProxy {
     retries: number,
     bytes: number,
   ): void {
-    const ms = performance.now() - started;
-    this.opts.onResponse?.(route, target, status, ms);
+    const onResponse = this.opts.onResponse;
     const log = this.opts.accessLog;
+    if (onResponse === undefined && log === undefined) return;
+    const ms = performance.now() - started;
+    onResponse?.(route, target, status, ms);
     if (log === undefined) return;
-    const ua = req.headers['user-agent'];
-    const ref = req.headers.referer;
     log({
       time: Date.now(),
-      method: req.method ?? '',
-      host: requestHost(req),
-      path: req.url ?? '',
+      method: src.method,
+      host: src.host,
+      path: src.url,
       status,
       bytes,
       durationMs: Math.round(ms * 1000) / 1000,
-      remote: req.socket?.remoteAddress ?? '',
+      remote: src.remote,
       service: target?.service ?? '',
       upstream: target?.url.host ?? '',
       retries,
-      userAgent: typeof ua === 'string' ? ua : '',
-      referer: typeof ref === 'string' ? ref : '',
-      proto: `HTTP/${req.httpVersion}`,
+      userAgent: src.userAgent(),
+      referer: src.referer(),
+      proto: `HTTP/${src.httpVersion}`,
     });
-    void res;
   }
 }
 
-/**
- * One proxied request: also the undici dispatch handler (legacy raw-headers API, the fastest),
- * so each request costs this one object.
- */
-class ProxyRequest implements Dispatcher.DispatchHandler {
-  private readonly proxy: HttpProxy;
-  private readonly runtime: TableRuntime;
-  private readonly route: Route;
+class NodeLogSource implements LogSource {
+  private readonly req: ClientRequest;
+  readonly host: string;
+
+  constructor(req: ClientRequest, host: string) {
+    this.req = req;
+    this.host = host;
+  }
+
+  get method(): string {
+    return this.req.method ?? '';
+  }
+
+  get url(): string {
+    return this.req.url ?? '';
+  }
+
+  get remote(): string {
+    return this.req.socket?.remoteAddress ?? '';
+  }
+
+  get httpVersion(): string {
+    return this.req.httpVersion;
+  }
+
+  userAgent(): string {
+    const v = this.req.headers['user-agent'];
+    return typeof v === 'string' ? v : '';
+  }
+
+  referer(): string {
+    const v = this.req.headers.referer;
+    return typeof v === 'string' ? v : '';
+  }
+}
+
+/** An exchange whose client side is a Node http/http2 request and response. */
+class NodeExchange extends Exchange {
   private readonly req: ClientRequest;
   private readonly res: ClientResponse;
-  private readonly path: string;
   private readonly tls: boolean;
-  private readonly started: number;
-  private readonly hasBody: boolean;
-  private target: RouteTarget | undefined;
-  private state: TargetState | undefined;
-  /** Targets tried so far; allocated only when a retry happens. */
-  private tried: RouteTarget[] | undefined;
-  private attempts = 0;
-  private abortUpstream: ((err?: Error) => void) | undefined;
-  private resumeUpstream: (() => void) | undefined;
-  private status = 0;
-  private bytes = 0;
+  readonly host: string;
   /** Body bytes still expected per the upstream's Content-Length; -1 when unknown. */
   private remaining = -1;
   private ended = false;
-  private done = false;
   private readonly onDrain = (): void => {
     this.resumeUpstream?.();
   };
   private readonly onClientClose = (): void => {
-    if (!this.done && !this.res.writableFinished) this.abortUpstream?.(new Error('client closed'));
+    if (!this.res.writableFinished) this.clientGone();
   };
 
   constructor(
     proxy: HttpProxy,
-    runtime: TableRuntime,
-    route: Route,
+    d: Forward,
     req: ClientRequest,
     res: ClientResponse,
-    path: string,
-    hasBody: boolean,
+    head: RequestHead,
     tls: boolean,
     started: number,
   ) {
-    this.proxy = proxy;
-    this.runtime = runtime;
-    this.route = route;
+    super(proxy, d.runtime, d.route, req.method ?? 'GET', d.path, head.hasBody, started);
     this.req = req;
     this.res = res;
-    this.path = path;
-    this.hasBody = hasBody;
     this.tls = tls;
-    this.started = started;
+    this.host = head.host;
     res.on('close', this.onClientClose);
-    proxy.active++;
-    proxy.earnRetryBudget();
   }
 
-  send(target: RouteTarget): void {
-    if (this.target !== undefined) (this.tried ??= [this.target]).push(target);
-    this.target = target;
-    this.attempts++;
-    const state = this.proxy.health.state(target.key);
-    this.state = state;
-    state.inFlight++;
-    state.requests++;
-    const o = target.opts;
-    const req = this.req;
-    const po = this.proxy.opts;
-    const sock = req.socket;
-    const ctx: ForwardContext = {
+  get url(): string {
+    return this.req.url ?? '';
+  }
+
+  get remote(): string {
+    return this.req.socket?.remoteAddress ?? '';
+  }
+
+  get httpVersion(): string {
+    return this.req.httpVersion;
+  }
+
+  userAgent(): string {
+    const v = this.req.headers['user-agent'];
+    return typeof v === 'string' ? v : '';
+  }
+
+  referer(): string {
+    const v = this.req.headers.referer;
+    return typeof v === 'string' ? v : '';
+  }
+
+  protected rawRequestHeaders(): readonly string[] {
+    return this.req.rawHeaders;
+  }
+
+  protected forwardBase(): Pick<ForwardContext, 'remoteAddress' | 'tls' | 'httpVersion' | 'localPort'> {
+    const sock = this.req.socket;
+    return {
       remoteAddress: sock?.remoteAddress ?? '',
       tls: this.tls,
-      httpVersion: req.httpVersion,
+      httpVersion: this.req.httpVersion,
       localPort: sock?.localPort ?? 0,
-      stripPrefix: o.strip,
-      hostOverride: o.host === undefined ? undefined : o.host === 'dst' ? target.url.host : o.host,
-      clientIpHeader: po.clientIpHeader,
-      localIp: po.localIp,
-      requestId:
-        po.requestIdHeader === undefined
-          ? undefined
-          : { header: po.requestIdHeader, value: crypto.randomUUID() },
     };
-    const headers = buildUpstreamHeaders(req.rawHeaders, ctx);
-    this.proxy.pool(target).dispatch(
-      {
-        path: this.path,
-        method: req.method ?? 'GET',
-        headers,
-        body: this.hasBody ? (req as IncomingMessage) : null,
-      },
-      this,
-    );
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.done || this.res.destroyed) abort(new Error('client closed'));
+  protected requestBody(): Readable {
+    return this.req as IncomingMessage;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx: Node answers 100-continue itself
-    this.resumeUpstream = resume;
-    this.status = statusCode;
-    const res = this.res;
-    res.writeHead(statusCode, filterResponseHeaders(rawHeaders));
+  protected bodyUntouched(): boolean {
+    const req = this.req as IncomingMessage;
+    return !req.readableDidRead && !req.destroyed;
+  }
+
+  protected headSent(): boolean {
+    return this.res.headersSent || this.res.destroyed;
+  }
+
+  protected writeHead(status: number, rawHeaders: readonly Buffer[]): void {
+    this.res.writeHead(status, filterResponseHeaders(rawHeaders));
     this.remaining = contentLength(rawHeaders);
-    const target = this.target;
-    if (target !== undefined && this.state !== undefined) {
-      if (statusCode >= 500) this.proxy.health.recordFailure(this.state, this.route.targets);
-      else this.proxy.health.recordSuccess(this.state);
-    }
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
-    this.bytes += chunk.length;
+  protected writeData(chunk: Buffer): boolean {
     if (this.remaining === chunk.length) {
       // The whole (rest of the) body: one end() instead of write() + end(), one socket write.
       this.ended = true;
@@ -380,110 +425,24 @@ class ProxyRequest implements Dispatcher.DispatchHandler {
     return ok;
   }
 
-  onComplete(): void {
+  protected endResponse(): void {
     if (!this.ended) this.res.end();
-    this.finish();
   }
 
-  onError(err: Error): void {
-    const code = (err as { code?: string }).code ?? '';
-    const state = this.state;
-    if (state !== undefined) {
-      state.inFlight--;
-      this.state = undefined;
-    }
-    if (this.done) return;
-    const res = this.res;
-    if (res.headersSent || res.destroyed) {
-      // Too late for a status: cut the client connection so it sees a truncated response.
-      res.destroy(err);
-      this.finish();
-      return;
-    }
-    const isConnect = connectErrorCodes.has(code);
-    const isReset = resetErrorCodes.has(code);
-    const isTimeout = code === 'UND_ERR_HEADERS_TIMEOUT';
-    if ((isConnect || isReset) && state !== undefined)
-      this.proxy.health.recordFailure(state, this.route.targets);
-    if ((isConnect || isReset) && this.canRetry(isConnect)) {
-      const next = this.nextTarget();
-      if (next !== undefined) {
-        this.abortUpstream = undefined;
-        this.send(next);
-        return;
-      }
-    }
-    this.status = isTimeout ? 504 : 502;
-    sendText(
-      res,
-      this.status,
-      isTimeout ? 'upstream timeout\n' : `upstream unavailable (${code || err.message})\n`,
-    );
-    this.finish();
+  protected replyError(status: number, body: string): void {
+    sendText(this.res, status, body);
   }
 
-  private canRetry(isConnect: boolean): boolean {
-    const limit = this.target?.opts.retries ?? this.proxy.opts.defaultRetries;
-    if (this.attempts > limit) return false;
-    const req = this.req as IncomingMessage;
-    // The body has not been read at all: a connect failure never sent it.
-    const bodyUntouched = !this.hasBody || (!req.readableDidRead && !req.destroyed);
-    if (isConnect ? !bodyUntouched : !(idempotentMethods.has(req.method ?? '') && !this.hasBody))
-      return false;
-    return this.proxy.retryAllowed();
+  protected cutClient(err: Error): void {
+    this.res.destroy(err);
   }
 
-  /** Another available target of the same route, not tried yet by this request. */
-  private nextTarget(): RouteTarget | undefined {
-    const b = this.runtime.balancer(this.route);
-    if (b === undefined) return undefined;
-    for (let i = 0; i < this.route.targets.length; i++) {
-      const t = b.pick();
-      if (t === undefined) return undefined;
-      if (t !== this.target && (this.tried === undefined || !this.tried.includes(t))) return t;
-    }
-    return undefined;
-  }
-
-  private finish(): void {
-    if (this.done) return;
-    this.done = true;
-    const state = this.state;
-    if (state !== undefined) {
-      state.inFlight--;
-      this.state = undefined;
-    }
-    this.proxy.active--;
+  protected released(): void {
     this.res.removeListener('close', this.onClientClose);
-    this.proxy.finished(
-      this.req,
-      this.res,
-      this.route,
-      this.target,
-      this.status,
-      this.started,
-      this.attempts - 1,
-      this.bytes,
-    );
   }
 }
 
-function stripPrepend(
-  strip: string | undefined,
-  prepend: string | undefined,
-): { strip?: string; prepend?: string } {
-  const o: { strip?: string; prepend?: string } = {};
-  if (strip !== undefined) o.strip = strip;
-  if (prepend !== undefined) o.prepend = prepend;
-  return o;
-}
-
-export function sendText(
-  res: ClientResponse,
-  status: number,
-  body: string,
-  contentType = 'text/plain; charset=utf-8',
-): void {
+export function sendText(res: ClientResponse, status: number, body: string, contentType = textPlain): void {
   if (res.headersSent) {
     res.end();
     return;
@@ -495,10 +454,6 @@ export function sendText(
   }
   res.writeHead(status, { 'content-type': contentType, 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
-}
-
-function isTls(req: ClientRequest): boolean {
-  return (req.socket as TLSSocket | undefined)?.encrypted === true;
 }
 
 /** Host header (HTTP/1) or :authority (HTTP/2). */
@@ -514,18 +469,4 @@ function parseAbsoluteForm(url: string): string | undefined {
   if (i <= 0) return undefined;
   const slash = url.indexOf('/', i + 3);
   return slash < 0 ? '/' : url.slice(slash);
-}
-
-/** The upstream's Content-Length from raw headers, or -1 (chunked, close-delimited, absent). */
-function contentLength(raw: readonly Buffer[]): number {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as Buffer;
-    if (name.length !== 14) continue;
-    // 'content-length' case-insensitively: check a few bytes before the full compare.
-    if ((name[0]! | 0x20) !== 0x63 || (name[8]! | 0x20) !== 0x6c) continue;
-    if (name.toString('latin1').toLowerCase() !== 'content-length') continue;
-    const n = Number((raw[i + 1] as Buffer).toString('latin1'));
-    return Number.isSafeInteger(n) && n >= 0 ? n : -1;
-  }
-  return -1;
 }
