@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
 import { isTcpProto } from '../routing/table.ts';
 import type { RouteTarget } from '../routing/types.ts';
@@ -16,6 +16,7 @@ import { TargetHealth } from './health/target-health.ts';
 import { type CertStore, type LoadedCert, loadCertStore } from './tls-certs.ts';
 import { accessLogSink, createLogger, type Logger } from './logging.ts';
 import { loadRealms } from './proxy/basic-auth.ts';
+import { LeanHttpServer } from './proxy/h1/lean-server.ts';
 import { HttpProxy } from './proxy/http-proxy.ts';
 import { UpgradeProxy } from './proxy/upgrade.ts';
 import { createRegistry } from './registries.ts';
@@ -25,8 +26,10 @@ export class StartupError extends Error {}
 
 interface Listener {
   readonly spec: ListenSpec;
-  readonly server: http.Server | http2.Http2SecureServer;
+  readonly server: http.Server | http2.Http2SecureServer | net.Server;
   readonly sockets: Set<Socket>;
+  /** Set when the listener runs the lean HTTP/1.1 engine. */
+  readonly lean?: LeanHttpServer;
 }
 
 export interface ServerDeps {
@@ -74,7 +77,9 @@ export class CairnServer {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
       realms,
-      ...(config.norouteHtmlFile !== undefined ? { noRouteBody: readFileSync(config.norouteHtmlFile, 'utf8') } : {}),
+      ...(config.norouteHtmlFile !== undefined
+        ? { noRouteBody: readFileSync(config.norouteHtmlFile, 'utf8') }
+        : {}),
       ...(config.requestIdHeader !== undefined ? { requestIdHeader: config.requestIdHeader } : {}),
       ...(config.clientIpHeader !== undefined ? { clientIpHeader: config.clientIpHeader } : {}),
       ...(accessLog !== undefined ? { accessLog } : {}),
@@ -103,13 +108,21 @@ export class CairnServer {
 
   async start(): Promise<void> {
     if (this.config.workers > 1) {
-      throw new StartupError('--workers: cluster mode is not available in this version yet (use --workers 1)');
+      throw new StartupError(
+        '--workers: cluster mode is not available in this version yet (use --workers 1)',
+      );
     }
     let specs = this.config.registries;
     if (this.config.demo) {
       this.demo = await startDemo();
-      specs = [...specs, { kind: 'file', path: this.demo.registryFile, text: `file:${this.demo.registryFile}` }];
-      this.logger.info({ registry: this.demo.registryFile }, 'demo: backends started; edit the registry file to change routing live');
+      specs = [
+        ...specs,
+        { kind: 'file', path: this.demo.registryFile, text: `file:${this.demo.registryFile}` },
+      ];
+      this.logger.info(
+        { registry: this.demo.registryFile },
+        'demo: backends started; edit the registry file to change routing live',
+      );
     }
     for (const spec of specs) {
       try {
@@ -119,7 +132,10 @@ export class CairnServer {
       }
     }
     for (const l of this.config.listen) {
-      if (isTcpProto(l.proto)) throw new StartupError(`--listen ${l.text}: proto=${l.proto} listeners are not available in this version`);
+      if (isTcpProto(l.proto))
+        throw new StartupError(
+          `--listen ${l.text}: proto=${l.proto} listeners are not available in this version`,
+        );
     }
     for (const r of this.registries) {
       await r.start(
@@ -141,7 +157,11 @@ export class CairnServer {
   private onRegistryState(state: RegistryState): void {
     const status = state.state === 'up' ? 'up' : 'down';
     this.controller.setStatus(state.registry, status, state.error);
-    if (state.state !== 'up') this.logger.warn({ registry: state.registry, state: state.state, error: state.error }, 'registry problem');
+    if (state.state !== 'up')
+      this.logger.warn(
+        { registry: state.registry, state: state.state, error: state.error },
+        'registry problem',
+      );
   }
 
   private onSwap(e: SwapEvent): void {
@@ -155,13 +175,17 @@ export class CairnServer {
       'routing table swapped',
     );
     for (const p of e.current.problems) {
-      this.logger.warn({ source: p.source, service: p.service, line: p.line, input: p.input }, `config problem: ${p.reason}`);
+      this.logger.warn(
+        { source: p.source, service: p.service, line: p.line, input: p.input },
+        `config problem: ${p.reason}`,
+      );
     }
   }
 
   private async listen(spec: ListenSpec): Promise<void> {
     const sockets = new Set<Socket>();
-    let server: http.Server | http2.Http2SecureServer;
+    let server: http.Server | http2.Http2SecureServer | net.Server;
+    let lean: LeanHttpServer | undefined;
     const c = this.config;
     const timeouts = {
       keepAliveTimeout: spec.idleTimeoutMs ?? c.clientIdleTimeoutMs,
@@ -169,7 +193,8 @@ export class CairnServer {
       requestTimeout: c.requestTimeoutMs,
     };
     if (spec.proto === 'https' || spec.proto === 'grpcs') {
-      if (spec.cert === undefined) throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
+      if (spec.cert === undefined)
+        throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
       let store: CertStore;
       try {
         store = loadCertStore(spec.cert, spec.key);
@@ -192,14 +217,32 @@ export class CairnServer {
       s.setTimeout(timeouts.keepAliveTimeout);
       s.on('upgrade', this.upgrades.handle);
       server = s;
+    } else if (c.http1Engine === 'lean') {
+      lean = new LeanHttpServer(this.proxy, this.upgrades, {
+        headerTimeoutMs: timeouts.headersTimeout,
+        idleTimeoutMs: timeouts.keepAliveTimeout,
+        maxHeaderSize: c.maxHeaderSize,
+      });
+      server = lean.server;
     } else {
-      const s = http.createServer({ ...timeouts, maxHeaderSize: c.maxHeaderSize }, this.proxy.handle);
+      const s = http.createServer(
+        {
+          ...timeouts,
+          maxHeaderSize: c.maxHeaderSize,
+          // How often node:http checks the header timeout; its 30 s default would let a
+          // slowloris client sit far past --client-header-timeout.
+          connectionsCheckingInterval: Math.max(250, Math.min(timeouts.headersTimeout / 2, 30_000)),
+        },
+        this.proxy.handle,
+      );
       s.on('upgrade', this.upgrades.handle);
       s.on('clientError', (err, socket) => {
         const code = (err as { code?: string }).code;
         if (!socket.writable) return socket.destroy();
         const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        socket.end(
+          `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        );
       });
       server = s;
     }
@@ -210,11 +253,15 @@ export class CairnServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new StartupError(`--listen ${spec.text}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`)),
+        reject(
+          new StartupError(
+            `--listen ${spec.text}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`,
+          ),
+        ),
       );
       server.listen(spec.port, spec.address === '' ? undefined : spec.address, () => resolve());
     });
-    this.listeners.push({ spec, server, sockets });
+    this.listeners.push({ spec, server, sockets, ...(lean !== undefined ? { lean } : {}) });
   }
 
   /**
@@ -226,12 +273,19 @@ export class CairnServer {
     const closed = this.listeners.map(
       (l) => new Promise<void>((resolve) => (l.server as http.Server).close(() => resolve())),
     );
-    for (const l of this.listeners) if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+    for (const l of this.listeners) {
+      if (l.lean !== undefined) l.lean.beginDrain();
+      else if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+    }
     const deadline = Date.now() + waitMs;
     while (this.proxy.active > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
-      for (const l of this.listeners) if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+      for (const l of this.listeners) {
+        if (l.lean !== undefined) l.lean.beginDrain();
+        else if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
+      }
     }
+    for (const l of this.listeners) l.lean?.stop();
     for (const l of this.listeners) for (const s of l.sockets) s.destroy();
     for (const s of this.upgrades.open) s.destroy();
     await Promise.all(closed);

@@ -65,6 +65,8 @@ export interface CairnConfig {
   readonly clientIpHeader?: string;
   /** Basic-auth realms by name (`auth=NAME` on a route). */
   readonly auth: readonly AuthSpec[];
+  /** Plain HTTP listeners: the lean raw-socket engine or node:http. */
+  readonly http1Engine: 'lean' | 'node';
   readonly retries: number;
   readonly ejectAfter: number;
   readonly ejectTimeMs: number;
@@ -79,6 +81,17 @@ export interface CairnConfig {
   readonly consulToken?: string;
   /** etcd key prefix without a trailing slash, e.g. `/cairn`. */
   readonly etcdPrefix: string;
+  /** Prefixes of etcd gRPC naming records to route too. */
+  readonly etcdNamingPrefixes: readonly string[];
+  /** etcd password auth (both or neither). */
+  readonly etcdUser?: string;
+  readonly etcdPassword?: string;
+  /** etcd TLS: CA file; client certificate and key files (both or neither). */
+  readonly etcdCa?: string;
+  readonly etcdCert?: string;
+  readonly etcdKey?: string;
+  /** Deadline of one etcd request. */
+  readonly etcdTimeoutMs: number;
   readonly demo: boolean;
 }
 
@@ -198,6 +211,24 @@ function load(
   const authRaw = get('auth');
   const auth = authRaw === undefined ? [] : authRaw.values.map((v) => check(authRaw, parseAuthSpec(v)));
   const consulToken = optionalText('consul-token');
+  const namingRaw = get('etcd-naming-prefix');
+  const etcdNamingPrefixes =
+    namingRaw === undefined ? [] : check(namingRaw, parseNamingPrefixes(namingRaw.values));
+  const etcdUser = optionalText('etcd-user');
+  const etcdPassword = optionalText('etcd-password');
+  if ((etcdUser === undefined) !== (etcdPassword === undefined)) {
+    const given = get(etcdUser === undefined ? 'etcd-password' : 'etcd-user') as Raw;
+    const missing = etcdUser === undefined ? 'etcd-user' : 'etcd-password';
+    throw new Failure(new ConfigError(given.where, `needs --${missing} too (etcd password auth)`));
+  }
+  const etcdCa = optionalText('etcd-ca');
+  const etcdCert = optionalText('etcd-cert');
+  const etcdKey = optionalText('etcd-key');
+  if ((etcdCert === undefined) !== (etcdKey === undefined)) {
+    const given = get(etcdCert === undefined ? 'etcd-key' : 'etcd-cert') as Raw;
+    const missing = etcdCert === undefined ? 'etcd-cert' : 'etcd-key';
+    throw new Failure(new ConfigError(given.where, `needs --${missing} too (etcd client certificate)`));
+  }
 
   const config: CairnConfig = {
     ...(configPath !== undefined ? { configFile: configPath } : {}),
@@ -227,6 +258,7 @@ function load(
     ...(requestIdHeader !== undefined ? { requestIdHeader } : {}),
     ...(clientIpHeader !== undefined ? { clientIpHeader } : {}),
     auth,
+    http1Engine: one('http1-engine', 'lean', (s) => parseChoice(s, ['lean', 'node'] as const)),
     retries: one('retries', 2, (s) => parseInteger(s, 0, 10)),
     ejectAfter: one('eject-after', 5, (s) => parseInteger(s, 0, 1000)),
     ejectTimeMs: one('eject-time', 30_000, parseDuration),
@@ -242,6 +274,16 @@ function load(
     etcdPrefix: text('etcd-prefix', '/cairn', (s) =>
       s.startsWith('/') ? undefined : `expected a key prefix starting with '/', got ${quote(s)}`,
     ).replace(/(.)\/+$/, '$1'),
+    etcdNamingPrefixes,
+    ...(etcdUser !== undefined ? { etcdUser } : {}),
+    ...(etcdPassword !== undefined ? { etcdPassword } : {}),
+    ...(etcdCa !== undefined ? { etcdCa } : {}),
+    ...(etcdCert !== undefined ? { etcdCert } : {}),
+    ...(etcdKey !== undefined ? { etcdKey } : {}),
+    etcdTimeoutMs: one('etcd-timeout', 5_000, (s) => {
+      const d = parseDuration(s);
+      return 'value' in d && d.value < 1 ? { detail: `expected a duration of at least 1ms, got ${quote(s)}` } : d;
+    }),
     demo: one('demo', false, parseBoolean),
   };
   return { kind: 'config', config, positionals: flags.positionals };
@@ -250,6 +292,21 @@ function load(
 function check<T>(raw: Raw, parsed: Parsed<T>): T {
   if ('detail' in parsed) throw new Failure(new ConfigError(raw.where, parsed.detail));
   return parsed.value;
+}
+
+/** `--etcd-naming-prefix` values, repeatable and comma-separated; blanks dropped. */
+function parseNamingPrefixes(values: readonly string[]): Parsed<string[]> {
+  const out: string[] = [];
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      const p = part.trim();
+      if (p === '') continue;
+      if (/\s/.test(p)) return { detail: `expected a key prefix without spaces, got ${quote(p)}` };
+      if (p.replace(/\/+$/, '') === '') return { detail: `expected a key prefix, not the whole keyspace, got ${quote(p)}` };
+      if (!out.includes(p)) out.push(p);
+    }
+  }
+  return { value: out };
 }
 
 function parseHealthStatus(text: string): Parsed<InstanceStatus[]> {

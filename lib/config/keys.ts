@@ -111,6 +111,13 @@ export const configKeys: readonly ConfigKey[] = [
     value: 'SPEC',
     help: 'basic auth for routes with auth=NAME: name=NAME;type=basic;file=HTPASSWD[;realm=R]',
   },
+  {
+    name: 'http1-engine',
+    type: 'string',
+    value: 'NAME',
+    default: 'lean',
+    help: 'plain HTTP listeners: lean (raw sockets + llhttp, fast) or node (node:http)',
+  },
   { name: 'retries', type: 'string', value: 'N', default: '2', help: 'default retries= for routes without one' },
   {
     name: 'eject-after',
@@ -166,6 +173,24 @@ export const configKeys: readonly ConfigKey[] = [
   },
   { name: 'consul-token', type: 'string', value: 'TOKEN', help: 'Consul ACL token' },
   { name: 'etcd-prefix', type: 'string', value: 'PREFIX', default: '/cairn', help: 'etcd key prefix' },
+  {
+    name: 'etcd-naming-prefix',
+    type: 'string',
+    multiple: true,
+    value: 'PREFIX',
+    help: 'also route etcd gRPC naming records ({"Op":0,"Addr":"host:port"}) under this prefix',
+  },
+  { name: 'etcd-user', type: 'string', value: 'USER', help: 'etcd user (password auth)' },
+  {
+    name: 'etcd-password',
+    type: 'string',
+    value: 'PASSWORD',
+    help: 'etcd password (prefer env CAIRN_ETCD_PASSWORD)',
+  },
+  { name: 'etcd-ca', type: 'string', value: 'FILE', help: "PEM CA for etcd's certificate (TLS)" },
+  { name: 'etcd-cert', type: 'string', value: 'FILE', help: 'PEM client certificate for etcd (with --etcd-key)' },
+  { name: 'etcd-key', type: 'string', value: 'FILE', help: 'PEM client key for etcd (with --etcd-cert)' },
+  { name: 'etcd-timeout', type: 'string', value: 'DURATION', default: '5s', help: 'deadline of one etcd request' },
   {
     name: 'demo',
     type: 'boolean',
