@@ -5,22 +5,24 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
-import { isTcpProto } from '../routing/table.ts';
 import type { RouteTarget } from '../routing/types.ts';
 import { AdminServer } from './admin/server.ts';
 import { type CairnConfig, type ListenSpec, tableOptions } from './config/index.ts';
+import { isTcpListenProto } from './config/listen.ts';
 import { Controller, type SwapEvent } from './controller.ts';
 import { startDemo, type Demo } from './demo.ts';
 import { TargetHealth } from './health/target-health.ts';
 import { type CertStore, type LoadedCert, loadCertStore } from './tls-certs.ts';
-import { accessLogSink, createLogger, type Logger } from './logging.ts';
+import { type AccessLog, accessLogSink, createLogger, type Logger } from './logging.ts';
 import { loadRealms } from './proxy/basic-auth.ts';
 import { LeanHttpServer } from './proxy/h1/lean-server.ts';
 import { HttpProxy } from './proxy/http-proxy.ts';
 import { UpgradeProxy } from './proxy/upgrade.ts';
 import { createRegistry } from './registries.ts';
 import { Upstreams } from './proxy/upstreams.ts';
+import { TcpEngine } from './proxy/tcp/engine.ts';
 
 export class StartupError extends Error {}
 
@@ -46,11 +48,14 @@ export class CairnServer {
   readonly controller: Controller;
   readonly proxy: HttpProxy;
   readonly upgrades: UpgradeProxy;
+  /** The TCP data plane (proto tcp, tcp+sni, https+tcp+sni, tcp-dynamic listeners). */
+  readonly tcp: TcpEngine;
   readonly registries: RegistryAdapter[] = [];
   private readonly listeners: Listener[] = [];
   private admin: AdminServer | undefined;
   private demo: Demo | undefined;
   private draining = false;
+  private readonly accessLog: AccessLog | undefined;
 
   constructor(config: CairnConfig, deps: ServerDeps = {}) {
     this.config = config;
@@ -72,6 +77,7 @@ export class CairnServer {
       onSwap: (e) => this.onSwap(e),
     });
     const accessLog = accessLogSink(config.accessLog, deps.accessLogOut);
+    this.accessLog = accessLog;
     const realms = loadRealms(config.auth);
     this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
       noRouteStatus: config.norouteStatus,
@@ -82,8 +88,20 @@ export class CairnServer {
         : {}),
       ...(config.requestIdHeader !== undefined ? { requestIdHeader: config.requestIdHeader } : {}),
       ...(config.clientIpHeader !== undefined ? { clientIpHeader: config.clientIpHeader } : {}),
-      ...(accessLog !== undefined ? { accessLog } : {}),
+      ...(accessLog !== undefined
+        ? { accessLog: accessLog.write, accessLogHeaders: config.accessLog === 'combined' }
+        : {}),
     });
+    this.tcp = new TcpEngine(
+      this.controller,
+      this.health,
+      {
+        connectTimeoutMs: config.connectTimeoutMs,
+        defaultRetries: config.retries,
+        maxConnections: config.maxConns,
+      },
+      this.logger,
+    );
     this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams, {
       defaultRetries: config.retries,
       realms,
@@ -131,12 +149,6 @@ export class CairnServer {
         throw new StartupError(`--registry ${spec.text}: ${(err as Error).message}`);
       }
     }
-    for (const l of this.config.listen) {
-      if (isTcpProto(l.proto))
-        throw new StartupError(
-          `--listen ${l.text}: proto=${l.proto} listeners are not available in this version`,
-        );
-    }
     for (const r of this.registries) {
       await r.start(
         (snapshot) => this.controller.updateSnapshotSoon(r.name, snapshot),
@@ -165,6 +177,7 @@ export class CairnServer {
   }
 
   private onSwap(e: SwapEvent): void {
+    this.tcp.onTableSwap(e.current);
     const live: RouteTarget[] = [];
     for (const r of e.current.routes) for (const t of r.targets) live.push(t);
     // Pools of targets that left are closed once their in-flight requests finish.
@@ -183,45 +196,26 @@ export class CairnServer {
   }
 
   private async listen(spec: ListenSpec): Promise<void> {
+    if (isTcpListenProto(spec.proto)) return this.listenTcp(spec);
     const sockets = new Set<Socket>();
     let server: http.Server | http2.Http2SecureServer | net.Server;
     let lean: LeanHttpServer | undefined;
     const c = this.config;
+    const headersTimeout = spec.readTimeoutMs ?? c.clientHeaderTimeoutMs;
     const timeouts = {
       keepAliveTimeout: spec.idleTimeoutMs ?? c.clientIdleTimeoutMs,
-      headersTimeout: spec.readTimeoutMs ?? c.clientHeaderTimeoutMs,
+      // node:http wants headersTimeout <= requestTimeout (when the latter is set).
+      headersTimeout: c.requestTimeoutMs > 0 ? Math.min(headersTimeout, c.requestTimeoutMs) : headersTimeout,
       requestTimeout: c.requestTimeoutMs,
     };
     if (spec.proto === 'https' || spec.proto === 'grpcs') {
-      if (spec.cert === undefined)
-        throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
-      let store: CertStore;
-      try {
-        store = loadCertStore(spec.cert, spec.key);
-      } catch (err) {
-        throw new StartupError(`--listen ${spec.text}: cannot load certificate: ${(err as Error).message}`);
-      }
-      const first = store.certs[0] as LoadedCert;
-      // HTTP/2 and HTTP/1.1 on one port, negotiated by ALPN.
-      const s = http2.createSecureServer(
-        {
-          cert: first.cert,
-          key: first.key,
-          SNICallback: store.sniCallback,
-          allowHTTP1: true,
-          maxSessionMemory: 64,
-          ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
-        },
-        this.proxy.handle,
-      );
-      s.setTimeout(timeouts.keepAliveTimeout);
-      s.on('upgrade', this.upgrades.handle);
-      server = s;
+      server = this.httpsServer(spec, timeouts.keepAliveTimeout);
     } else if (c.http1Engine === 'lean') {
       lean = new LeanHttpServer(this.proxy, this.upgrades, {
         headerTimeoutMs: timeouts.headersTimeout,
         idleTimeoutMs: timeouts.keepAliveTimeout,
         maxHeaderSize: c.maxHeaderSize,
+        requestTimeoutMs: c.requestTimeoutMs,
       });
       server = lean.server;
     } else {
@@ -246,7 +240,8 @@ export class CairnServer {
       });
       server = s;
     }
-    if (c.maxConns > 0) server.maxConnections = c.maxConns;
+    const maxConns = spec.maxConnections ?? c.maxConns;
+    if (maxConns > 0) server.maxConnections = maxConns;
     server.on('connection', (sock: Socket) => {
       sockets.add(sock);
       sock.once('close', () => sockets.delete(sock));
@@ -264,6 +259,76 @@ export class CairnServer {
     this.listeners.push({ spec, server, sockets, ...(lean !== undefined ? { lean } : {}) });
   }
 
+  private certStore(spec: ListenSpec): CertStore {
+    if (spec.cert === undefined)
+      throw new StartupError(`--listen ${spec.text}: proto=${spec.proto} needs cert=FILE`);
+    try {
+      return loadCertStore(spec.cert, spec.key);
+    } catch (err) {
+      throw new StartupError(`--listen ${spec.text}: cannot load certificate: ${(err as Error).message}`);
+    }
+  }
+
+  /** The HTTPS side of a listener (https, grpcs, and https+tcp+sni's non-SNI-routed connections). */
+  private httpsServer(spec: ListenSpec, keepAliveTimeoutMs: number): http2.Http2SecureServer {
+    const store = this.certStore(spec);
+    const first = store.certs[0] as LoadedCert;
+    // HTTP/2 and HTTP/1.1 on one port, negotiated by ALPN.
+    const s = http2.createSecureServer(
+      {
+        cert: first.cert,
+        key: first.key,
+        SNICallback: store.sniCallback,
+        allowHTTP1: true,
+        maxSessionMemory: 64,
+        ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
+      },
+      this.proxy.handle,
+    );
+    s.setTimeout(keepAliveTimeoutMs);
+    s.on('upgrade', this.upgrades.handle);
+    return s;
+  }
+
+  /** TCP listeners: static ones join `listeners` (addresses, drain); tcp-dynamic ones manage their own. */
+  private async listenTcp(spec: ListenSpec): Promise<void> {
+    const fail = (err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      return new StartupError(
+        `--listen ${spec.text}: ${code === 'EADDRINUSE' ? 'address in use' : (err as Error).message}`,
+      );
+    };
+    if (spec.proto === 'tcp-dynamic') {
+      try {
+        await this.tcp.listenDynamic(spec);
+      } catch (err) {
+        throw fail(err);
+      }
+      return;
+    }
+    const servers: { terminate?: tls.Server; https?: tls.Server } = {};
+    if (spec.proto === 'https+tcp+sni') {
+      servers.https = this.httpsServer(spec, spec.idleTimeoutMs ?? this.config.clientIdleTimeoutMs);
+    } else if (spec.cert !== undefined) {
+      const store = this.certStore(spec);
+      const first = store.certs[0] as LoadedCert;
+      servers.terminate = tls.createServer({
+        cert: first.cert,
+        key: first.key,
+        SNICallback: store.sniCallback,
+        allowHalfOpen: true,
+        ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
+      });
+    }
+    let listener;
+    try {
+      listener = await this.tcp.listen(spec, servers);
+    } catch (err) {
+      throw fail(err);
+    }
+    this.listeners.push({ spec, server: listener.server, sockets: listener.sockets });
+  }
+
   /**
    * Graceful stop: refuse new connections, let in-flight requests finish (up to `waitMs`), close
    * idle keep-alive connections, then everything.
@@ -277,8 +342,10 @@ export class CairnServer {
       if (l.lean !== undefined) l.lean.beginDrain();
       else if ('closeIdleConnections' in l.server) (l.server as http.Server).closeIdleConnections();
     }
+    const tcpClosed = this.tcp.stopAccepting();
     const deadline = Date.now() + waitMs;
-    while (this.proxy.active > 0 && Date.now() < deadline) {
+    // Open TCP sessions (database connections, ...) get the same grace as HTTP requests.
+    while ((this.proxy.active > 0 || this.tcp.openSessions > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
       for (const l of this.listeners) {
         if (l.lean !== undefined) l.lean.beginDrain();
@@ -287,12 +354,19 @@ export class CairnServer {
     }
     for (const l of this.listeners) l.lean?.stop();
     for (const l of this.listeners) for (const s of l.sockets) s.destroy();
+    this.tcp.destroyAll();
+    await tcpClosed;
     for (const s of this.upgrades.open) s.destroy();
     await Promise.all(closed);
     for (const r of this.registries) await r.stop();
     await this.admin?.close();
     await this.upstreams.close();
     await this.demo?.stop();
+    try {
+      this.accessLog?.flush();
+    } catch {
+      // stdout already gone
+    }
   }
 }
 

@@ -67,6 +67,8 @@ export interface HttpProxyOptions {
   readonly clientIpHeader?: string;
   readonly localIp?: string;
   readonly accessLog?: (e: AccessLogEntry) => void;
+  /** The access-log format prints User-Agent and Referer (combined); else they are not looked up. */
+  readonly accessLogHeaders?: boolean;
   /** Basic-auth realms for routes with `auth=NAME`. */
   readonly realms?: ReadonlyMap<string, BasicAuthRealm>;
   /** Called once per finished request (metrics). */
@@ -281,8 +283,8 @@ export class HttpProxy {
       service: target?.service ?? '',
       upstream: target?.url.host ?? '',
       retries,
-      userAgent: src.userAgent(),
-      referer: src.referer(),
+      userAgent: this.opts.accessLogHeaders === true ? src.userAgent() : '',
+      referer: this.opts.accessLogHeaders === true ? src.referer() : '',
       proto: `HTTP/${src.httpVersion}`,
     });
   }

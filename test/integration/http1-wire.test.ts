@@ -68,6 +68,12 @@ function exchange(
   });
 }
 
+async function waitForIdle(c: Cairn): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (c.server.proxy.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect(c.server.proxy.active).to.equal(0);
+}
+
 function statusLines(text: string): string[] {
   return text.match(/HTTP\/1\.[01] \d{3} [^\r]*/g) ?? [];
 }
@@ -216,6 +222,36 @@ for (const engine of ['lean', 'node'] as const) {
       expect(r.closed).to.equal(true);
       expect(Date.now() - started).to.be.below(2500);
       if (engine === 'lean') expect(statusLines(r.text)[0]).to.match(/^HTTP\/1\.1 408 /);
+    });
+
+    it('gives up on a request whose body does not arrive within --request-timeout', async () => {
+      const c2 = await startCairn(
+        {
+          services: [
+            {
+              name: 'w',
+              instances: [{ id: 'w1', address: '127.0.0.1', port: up.port, tags: ['urlprefix-/'] }],
+            },
+          ],
+        },
+        { args: ['--http1-engine', engine, '--request-timeout', '500ms'] },
+      );
+      try {
+        const started = Date.now();
+        const r = await exchange(
+          c2.port,
+          ['POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n012'],
+          {
+            untilMs: 4000,
+          },
+        );
+        expect(r.closed).to.equal(true);
+        expect(Date.now() - started).to.be.below(3000);
+        expect(r.text).to.not.include('POST /slow');
+        await waitForIdle(c2);
+      } finally {
+        await c2.stop(0);
+      }
     });
 
     it('closes idle keep-alive connections after --client-idle-timeout', async () => {

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -136,6 +136,66 @@ function httpsGet(
   });
 }
 
+/** An upstream that accepts any Upgrade with 101 and then echoes raw bytes back. */
+async function rawUpgradeEcho(tlsOpts?: { cert: Buffer; key: Buffer }): Promise<Backend> {
+  const server = tlsOpts === undefined ? http.createServer() : https.createServer(tlsOpts);
+  const upgraded = new Set<net.Socket>();
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`,
+    );
+    socket.on('data', (d: Buffer) => socket.write(d));
+    socket.on('error', () => socket.destroy());
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const u of upgraded) u.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Sends an upgrade request, waits for the 101 head, sends `payload`, reads it back. */
+function upgradeAndEcho(sock: net.Socket, payload: string): Promise<{ head: string; echo: string }> {
+  const path = payload.includes('tls') && !payload.includes('wss') ? '/ws-tls/x' : '/ws-plain/x';
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let head = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no echo; got ${JSON.stringify(buf)}`));
+    }, 5000);
+    sock.on('error', reject);
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (head === '') {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        sock.write(payload);
+      }
+      if (buf.length >= payload.length) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve({ head, echo: buf });
+      }
+    });
+    const send = () =>
+      sock.write(
+        `GET ${path} HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    if ((sock as tls.TLSSocket).encrypted) sock.once('secureConnect', send);
+    else sock.once('connect', send);
+  });
+}
+
 function httpGet(
   port: number,
   path: string,
@@ -163,6 +223,8 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
   let dir: string;
   let plain: Backend;
   let secure: Backend;
+  let wsTls: Backend;
+  let wsPlain: Backend;
   let cairn: CairnServer;
   let httpsPort: number;
   let httpPort: number;
@@ -182,6 +244,11 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
       cert: readFileSync(join(dir, 'upstream.crt')),
       key: readFileSync(join(dir, 'upstream.key')),
     });
+    wsTls = await rawUpgradeEcho({
+      cert: readFileSync(join(dir, 'upstream.crt')),
+      key: readFileSync(join(dir, 'upstream.key')),
+    });
+    wsPlain = await rawUpgradeEcho();
     const htpasswd = join(dir, 'users.htpasswd');
     const sha = `{SHA}${Buffer.from(await crypto.subtle.digest('SHA-1', new TextEncoder().encode('s3cret'))).toString('base64')}`;
     writeFileSync(htpasswd, `# users\nalice:${bcrypt.hashSync('wonderland', 4)}\nbob:${sha}\n`);
@@ -192,6 +259,10 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
   - name: plain
     instances:
       - { id: p1, address: 127.0.0.1, port: ${plain.port}, tags: ["urlprefix-/plain", "urlprefix-/private auth=team"] }
+  - name: ws
+    instances:
+      - { id: wt, address: 127.0.0.1, port: ${wsTls.port}, tags: ["urlprefix-/ws-tls proto=https tlsskipverify=true"] }
+      - { id: wp, address: 127.0.0.1, port: ${wsPlain.port}, tags: ["urlprefix-/ws-plain"] }
   - name: secure
     instances:
       - { id: s1, address: 127.0.0.1, port: ${secure.port}, tags: ["urlprefix-/insecure-ok proto=https tlsskipverify=true", "urlprefix-/verified proto=https", "urlprefix-/sni proto=https tlsskipverify=true host=upstream.internal"] }
@@ -223,6 +294,8 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
     await cairn?.stop(0);
     await plain?.close();
     await secure?.close();
+    await wsTls?.close();
+    await wsPlain?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -286,6 +359,26 @@ describe('TLS listeners, TLS upstreams, auth, request ids, access log', function
     const body = JSON.parse(r.body) as { servername: string; headers: Record<string, string> };
     expect(body.servername).to.equal('upstream.internal');
     expect(body.headers.host).to.equal('upstream.internal');
+  });
+
+  it('proxies a WebSocket-style upgrade to a TLS upstream (proto=https)', async () => {
+    const sock = net.connect(httpPort, '127.0.0.1');
+    const got = await upgradeAndEcho(sock, 'ping-tls');
+    expect(got.head).to.match(/^HTTP\/1\.1 101 /);
+    expect(got.echo).to.equal('ping-tls');
+  });
+
+  it('accepts upgrades on the TLS listener (wss://) and relays them', async () => {
+    const sock = tls.connect({
+      port: httpsPort,
+      host: '127.0.0.1',
+      servername: 'a.test',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const got = await upgradeAndEcho(sock, 'ping-wss');
+    expect(got.head).to.match(/^HTTP\/1\.1 101 /);
+    expect(got.echo).to.equal('ping-wss');
   });
 
   it('asks for basic auth with the realm, accepts bcrypt and {SHA} users, rejects bad passwords', async () => {

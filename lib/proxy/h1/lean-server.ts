@@ -54,6 +54,8 @@ export interface LeanServerOptions {
   /** Idle keep-alive connections are closed after this. */
   readonly idleTimeoutMs: number;
   readonly maxHeaderSize: number;
+  /** Time a client has to send its whole request, body included; 0 = no limit. */
+  readonly requestTimeoutMs: number;
 }
 
 const continueLine = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -290,6 +292,7 @@ export class H1Connection {
     head: RequestHead,
   ): void {
     this.state = State.Busy;
+    this.since = performance.now();
     this.requestComplete = !head.hasBody;
     const started = performance.now();
     const proxy = this.owner.proxy;
@@ -437,6 +440,20 @@ export class H1Connection {
       this.fail(408, new Error('header timeout'));
     } else if (this.state === State.Idle && o.idleTimeoutMs > 0 && now - this.since > o.idleTimeoutMs) {
       this.close();
+    } else if (
+      this.state === State.Busy &&
+      !this.requestComplete &&
+      o.requestTimeoutMs > 0 &&
+      now - this.since > o.requestTimeoutMs
+    ) {
+      // A slow upload: the upstream exchange is abandoned, the client told why if it can be.
+      const cur = this.current;
+      if (cur !== undefined && !cur.responseStarted()) {
+        cur.connectionClosed();
+        this.fail(408, new Error('request timeout'));
+      } else {
+        this.socket.destroy();
+      }
     }
   }
 
@@ -597,6 +614,10 @@ class LeanExchange extends Exchange {
   }
 
   // ---- response ----
+
+  responseStarted(): boolean {
+    return this.status !== 0;
+  }
 
   protected headSent(): boolean {
     return this.status !== 0;

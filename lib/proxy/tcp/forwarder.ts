@@ -1,0 +1,465 @@
+// The TCP forwarding engine: a client connection that has found its route gets a target from the
+// route's balancer, an upstream connection (with retries on connect failure and passive health),
+// an optional PROXY protocol header, and a byte pipe in both directions.
+//
+// The pipe honours half-close (a FIN from one side is passed on; the other side may keep sending),
+// applies backpressure (a side whose peer cannot keep up is paused, so nothing buffers without
+// bound), and closes on idle timeout. A table swap never touches an open session: it keeps the
+// target it connected to; a target that left the table only gets an optional drain deadline.
+//
+// Hot path: one TcpSession object per connection and no closures: the socket event handlers are
+// module-level functions that find their session through a symbol property on the socket.
+
+import net, { type Socket } from 'node:net';
+import { isDenied } from '../../../routing/access.ts';
+import type { Route, RouteTarget } from '../../../routing/types.ts';
+import type { TableRuntime } from '../../controller.ts';
+import type { TargetHealth, TargetState } from '../../health/target-health.ts';
+import { DnsCache } from '../dns-cache.ts';
+import { encodeProxyV1, encodeProxyV2, type ProxyAddress, type ProxyHeader } from './proxy-protocol.ts';
+import type { TcpCounters, TcpStats } from './stats.ts';
+
+/** Per-listener behaviour of the sessions it starts. */
+export interface TcpSessionOptions {
+  /** Upstream connect timeout, ms. */
+  readonly connectTimeoutMs: number;
+  /** Close a session with no traffic in either direction for this long; 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** After one side has sent its FIN, close when the other is silent this long. */
+  readonly halfCloseTimeoutMs: number;
+  /** Sessions to a target that left the table are closed after this; 0 = left to finish. */
+  readonly drainMs: number;
+}
+
+export interface TcpForwarderOptions {
+  /** `retries=` for routes that do not set one. */
+  readonly defaultRetries: number;
+}
+
+/** Where a client connection really comes from, when a PROXY header said so. */
+export type ClientPeer = ProxyHeader | undefined;
+
+const kSession = Symbol('cairn.tcpSession');
+type Tagged = Socket & { [kSession]?: TcpSession };
+
+export class TcpForwarder {
+  readonly health: TargetHealth;
+  readonly stats: TcpStats;
+  readonly opts: TcpForwarderOptions;
+  /** Sessions from the first upstream connect attempt until both sockets have closed. */
+  readonly open = new Set<TcpSession>();
+  private readonly dns = new DnsCache();
+  private liveKeys: ReadonlySet<string> | undefined;
+
+  constructor(health: TargetHealth, stats: TcpStats, opts: TcpForwarderOptions) {
+    this.health = health;
+    this.stats = stats;
+    this.opts = opts;
+  }
+
+  /**
+   * Forwards `client` along `route`. `prelude` holds bytes already read from the client (a
+   * ClientHello) that must reach the upstream first; `clientEnded` says the client's FIN came
+   * with them. Never throws; every outcome is counted.
+   */
+  forward(
+    client: Socket,
+    runtime: TableRuntime,
+    route: Route,
+    so: TcpSessionOptions,
+    prelude: Buffer | undefined,
+    peer: ClientPeer,
+    clientEnded = false,
+  ): void {
+    const target = runtime.balancer(route)?.pick();
+    if (target === undefined) {
+      this.stats.rejected.noTarget++;
+      client.destroy();
+      return;
+    }
+    const o = target.opts;
+    if (o.allow !== undefined || o.deny !== undefined) {
+      const addr = peer?.source?.address ?? client.remoteAddress ?? '';
+      if (isDenied(o.allow, o.deny, addr, '')) {
+        this.stats.rejected.denied++;
+        client.destroy();
+        return;
+      }
+    }
+    const s = new TcpSession(this, client, runtime, route, so, prelude, peer, clientEnded);
+    s.connect(target);
+  }
+
+  /**
+   * A new table is live: sessions to targets it no longer has get their drain deadline (if the
+   * listener set one); sessions to targets that came back lose it.
+   */
+  onTableSwap(liveKeys: ReadonlySet<string>): void {
+    this.liveKeys = liveKeys;
+    for (const s of this.open) s.checkDrain(liveKeys);
+    this.stats.retain(liveKeys);
+  }
+
+  isLive(key: string): boolean {
+    return this.liveKeys === undefined || this.liveKeys.has(key);
+  }
+
+  lookup(): DnsCache['lookup'] {
+    return this.dns.lookup;
+  }
+
+  /** Closes every session now (the end of a shutdown drain). */
+  destroyAll(): void {
+    for (const s of [...this.open]) s.destroy();
+  }
+}
+
+export class TcpSession {
+  private readonly fwd: TcpForwarder;
+  readonly client: Socket;
+  private readonly runtime: TableRuntime;
+  readonly route: Route;
+  private readonly so: TcpSessionOptions;
+  private readonly prelude: Buffer | undefined;
+  private readonly peer: ClientPeer;
+  private readonly routeCounters: TcpCounters;
+  private readonly all: TcpCounters;
+  private clientEndedEarly: boolean;
+  target: RouteTarget | undefined;
+  private state: TargetState | undefined;
+  private counters: TcpCounters | undefined;
+  private up: Socket | undefined;
+  private tried: RouteTarget[] | undefined;
+  private connected = false;
+  private attemptOpen = false;
+  private clientClosed = false;
+  private upClosed = false;
+  private finished = false;
+  private halfClosed = false;
+  private drainTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    fwd: TcpForwarder,
+    client: Socket,
+    runtime: TableRuntime,
+    route: Route,
+    so: TcpSessionOptions,
+    prelude: Buffer | undefined,
+    peer: ClientPeer,
+    clientEnded: boolean,
+  ) {
+    this.fwd = fwd;
+    this.client = client;
+    this.runtime = runtime;
+    this.route = route;
+    this.so = so;
+    this.prelude = prelude;
+    this.peer = peer;
+    this.clientEndedEarly = clientEnded;
+    this.routeCounters = fwd.stats.route(route);
+    this.all = fwd.stats.all;
+    this.routeCounters.open++;
+    this.routeCounters.total++;
+    this.all.open++;
+    this.all.total++;
+    fwd.open.add(this);
+    (client as Tagged)[kSession] = this;
+    client.on('error', ignore);
+    client.on('close', onClientClose);
+  }
+
+  /** Starts one upstream connect attempt to `target`. */
+  connect(target: RouteTarget): void {
+    this.target = target;
+    const state = this.fwd.health.state(target.key);
+    this.state = state;
+    state.inFlight++;
+    const counters = this.fwd.stats.target(this.route, target);
+    this.counters = counters;
+    counters.open++;
+    counters.total++;
+    this.attemptOpen = true;
+    const url = target.url;
+    const up = net.connect({
+      host: url.hostname,
+      port: url.port,
+      noDelay: true,
+      allowHalfOpen: true,
+      lookup: this.fwd.lookup(),
+    }) as Tagged;
+    up[kSession] = this;
+    this.up = up;
+    up.setTimeout(this.so.connectTimeoutMs);
+    up.on('timeout', onUpTimeout);
+    up.on('error', onUpError);
+    up.on('close', onUpClose);
+    up.once('connect', onUpConnect);
+  }
+
+  /** Upstream connected: send what must go first, then pipe both ways. */
+  onConnected(up: Socket): void {
+    this.connected = true;
+    up.setTimeout(0);
+    up.removeListener('timeout', onUpTimeout);
+    this.fwd.health.recordSuccess(this.state as TargetState);
+    const client = this.client;
+    const target = this.target as RouteTarget;
+    const pxy = target.rawOpts.pxyproto;
+    if (pxy !== undefined && pxy !== 'false') {
+      const header =
+        pxy === 'v2'
+          ? encodeProxyV2(this.source(), this.destination())
+          : encodeProxyV1(this.source(), this.destination());
+      up.write(this.prelude === undefined ? header : Buffer.concat([header, this.prelude]));
+    } else if (this.prelude !== undefined) {
+      up.write(this.prelude);
+    }
+    if (!this.fwd.isLive(target.key)) this.startDrain();
+    client.on('data', onClientData);
+    up.on('data', onUpData);
+    client.on('drain', onClientDrain);
+    up.on('drain', onUpDrain);
+    client.on('end', onClientEnd);
+    up.on('end', onUpEnd);
+    client.on('timeout', onClientTimeout);
+    if (this.so.idleTimeoutMs > 0) client.setTimeout(this.so.idleTimeoutMs);
+    if (this.clientEndedEarly) {
+      this.clientEndedEarly = false;
+      this.halfClose();
+      up.end();
+    }
+    client.resume();
+  }
+
+  private source(): ProxyAddress | undefined {
+    const s = this.peer?.source;
+    if (s !== undefined) return s;
+    const c = this.client;
+    return c.remoteAddress === undefined ? undefined : { address: c.remoteAddress, port: c.remotePort ?? 0 };
+  }
+
+  private destination(): ProxyAddress | undefined {
+    const d = this.peer?.destination;
+    if (d !== undefined) return d;
+    const c = this.client;
+    return c.localAddress === undefined ? undefined : { address: c.localAddress, port: c.localPort ?? 0 };
+  }
+
+  /** The current attempt failed before connecting: count it, then try another target. */
+  connectFailed(up: Socket): void {
+    this.up = undefined;
+    up.destroy();
+    const target = this.target as RouteTarget;
+    this.fwd.health.recordFailure(this.state as TargetState, this.route.targets);
+    (this.counters as TcpCounters).connectErrors++;
+    this.routeCounters.connectErrors++;
+    this.all.connectErrors++;
+    this.endAttempt();
+    if (this.clientClosed) return this.finish();
+    const tried = this.tried ?? (this.tried = []);
+    tried.push(target);
+    const limit = target.opts.retries ?? this.fwd.opts.defaultRetries;
+    const next = tried.length <= limit ? this.nextTarget(tried) : undefined;
+    if (next !== undefined) {
+      this.connect(next);
+      return;
+    }
+    this.fwd.stats.rejected.connectFailed++;
+    this.client.destroy();
+  }
+
+  /** Another available target of the route, not tried yet (the client has sent nothing that was lost). */
+  private nextTarget(tried: readonly RouteTarget[]): RouteTarget | undefined {
+    const b = this.runtime.balancer(this.route);
+    if (b === undefined) return undefined;
+    for (let i = 0; i < this.route.targets.length; i++) {
+      const t = b.pick();
+      if (t === undefined) return undefined;
+      if (!tried.includes(t) && this.fwd.isLive(t.key)) return t;
+    }
+    return undefined;
+  }
+
+  onUpClosed(up: Socket): void {
+    if (!this.connected) {
+      // Closed while connecting: by us because the client left (errors go through connectFailed).
+      this.up = undefined;
+      this.endAttempt();
+      if (this.clientClosed) this.finish();
+      else this.client.destroy();
+      return;
+    }
+    this.upClosed = true;
+    if (!closedCleanly(up)) this.client.destroy();
+    if (this.clientClosed) this.finish();
+  }
+
+  onClientClosed(): void {
+    this.clientClosed = true;
+    const up = this.up;
+    if (up === undefined) return this.finish();
+    if (!this.connected) {
+      up.destroy();
+      return;
+    }
+    if (!closedCleanly(this.client)) up.destroy();
+    if (this.upClosed) this.finish();
+  }
+
+  /** One side sent its FIN: the other may keep talking, but not silently forever. */
+  halfClose(): void {
+    if (this.halfClosed) return;
+    this.halfClosed = true;
+    const idle = this.so.idleTimeoutMs;
+    const grace = this.so.halfCloseTimeoutMs;
+    const t = idle > 0 && idle < grace ? idle : grace;
+    if (t > 0) this.client.setTimeout(t);
+  }
+
+  /** Applies or lifts the drain deadline after a table swap. */
+  checkDrain(liveKeys: ReadonlySet<string>): void {
+    const t = this.target;
+    if (t === undefined || !this.connected) return;
+    if (liveKeys.has(t.key)) {
+      if (this.drainTimer !== undefined) {
+        clearTimeout(this.drainTimer);
+        this.drainTimer = undefined;
+      }
+    } else {
+      this.startDrain();
+    }
+  }
+
+  private startDrain(): void {
+    if (this.so.drainMs <= 0 || this.drainTimer !== undefined) return;
+    this.drainTimer = setTimeout(destroySession, this.so.drainMs, this);
+    this.drainTimer.unref();
+  }
+
+  destroy(): void {
+    this.up?.destroy();
+    this.client.destroy();
+  }
+
+  countIn(n: number): void {
+    (this.counters as TcpCounters).bytesIn += n;
+    this.routeCounters.bytesIn += n;
+    this.all.bytesIn += n;
+  }
+
+  countOut(n: number): void {
+    (this.counters as TcpCounters).bytesOut += n;
+    this.routeCounters.bytesOut += n;
+    this.all.bytesOut += n;
+  }
+
+  pipeToUp(chunk: Buffer): void {
+    this.countIn(chunk.length);
+    if (!(this.up as Socket).write(chunk)) this.client.pause();
+  }
+
+  pipeToClient(chunk: Buffer): void {
+    this.countOut(chunk.length);
+    if (!this.client.write(chunk)) (this.up as Socket).pause();
+  }
+
+  upstream(): Socket | undefined {
+    return this.up;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  private endAttempt(): void {
+    if (!this.attemptOpen) return;
+    this.attemptOpen = false;
+    (this.state as TargetState).inFlight--;
+    (this.counters as TcpCounters).open--;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.endAttempt();
+    this.routeCounters.open--;
+    this.all.open--;
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.fwd.open.delete(this);
+  }
+}
+
+/** A socket that closed after its FIN in and its FIN out: nothing was cut. */
+function closedCleanly(s: Socket): boolean {
+  return s.readableEnded && s.writableFinished;
+}
+
+function ignore(): void {}
+
+function destroySession(s: TcpSession): void {
+  s.destroy();
+}
+
+function session(sock: Socket): TcpSession | undefined {
+  return (sock as Tagged)[kSession];
+}
+
+function onUpConnect(this: Socket): void {
+  const s = session(this);
+  if (s !== undefined && s.upstream() === this) s.onConnected(this);
+}
+
+function onUpError(this: Socket): void {
+  const s = session(this);
+  if (s === undefined || s.upstream() !== this) return;
+  if (s.isConnected) s.destroy();
+  else s.connectFailed(this);
+}
+
+function onUpTimeout(this: Socket): void {
+  const s = session(this);
+  if (s !== undefined && s.upstream() === this) s.connectFailed(this);
+}
+
+function onUpClose(this: Socket): void {
+  const s = session(this);
+  if (s !== undefined && s.upstream() === this) s.onUpClosed(this);
+}
+
+function onClientClose(this: Socket): void {
+  session(this)?.onClientClosed();
+}
+
+function onClientData(this: Socket, chunk: Buffer): void {
+  (session(this) as TcpSession).pipeToUp(chunk);
+}
+
+function onUpData(this: Socket, chunk: Buffer): void {
+  (session(this) as TcpSession).pipeToClient(chunk);
+}
+
+function onClientDrain(this: Socket): void {
+  session(this)?.upstream()?.resume();
+}
+
+function onUpDrain(this: Socket): void {
+  session(this)?.client.resume();
+}
+
+function onClientEnd(this: Socket): void {
+  const s = session(this);
+  if (s === undefined) return;
+  s.halfClose();
+  s.upstream()?.end();
+}
+
+function onUpEnd(this: Socket): void {
+  const s = session(this);
+  if (s === undefined) return;
+  s.halfClose();
+  s.client.end();
+}
+
+function onClientTimeout(this: Socket): void {
+  session(this)?.destroy();
+}
