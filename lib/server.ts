@@ -102,9 +102,9 @@ export class CairnServer {
       },
       this.logger,
     );
-    this.upgrades = new UpgradeProxy(this.controller, this.health, this.upstreams, {
+    this.upgrades = new UpgradeProxy(this.health, this.upstreams, {
       defaultRetries: config.retries,
-      realms,
+      decide: (url, head, tls, remote) => this.proxy.decide(url, head, tls, remote),
     });
   }
 

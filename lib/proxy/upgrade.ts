@@ -7,14 +7,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { isDenied } from '../../routing/access.ts';
-import { redirectLocation } from '../../routing/redirect.ts';
 import type { Route, RouteTarget } from '../../routing/types.ts';
-import type { Controller, TableRuntime } from '../controller.ts';
+import type { TableRuntime } from '../controller.ts';
 import type { TargetHealth } from '../health/target-health.ts';
-import type { BasicAuthRealm } from './basic-auth.ts';
 import { buildUpstreamHeaders, filterResponseHeaders } from './forward-headers.ts';
-import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
+import type { HttpProxy } from './http-proxy.ts';
+import { scanRequestHead } from './request-head.ts';
 import type { Upstreams } from './upstreams.ts';
 
 const statusText: Readonly<Record<number, string>> = {
@@ -40,12 +38,11 @@ const connectErrorCodes = new Set([
 export interface UpgradeProxyOptions {
   /** Default `retries=` for routes that do not set one (connect failures only). */
   readonly defaultRetries: number;
-  /** Basic-auth realms for routes with `auth=NAME` (the same as the HTTP proxy's). */
-  readonly realms?: ReadonlyMap<string, BasicAuthRealm>;
+  /** The HTTP proxy's routing decision (lookup, pick, access rules, auth, redirect). */
+  readonly decide: HttpProxy['decide'];
 }
 
 export class UpgradeProxy {
-  private readonly controller: Controller;
   readonly health: TargetHealth;
   readonly upstreams: Upstreams;
   readonly opts: UpgradeProxyOptions;
@@ -55,12 +52,10 @@ export class UpgradeProxy {
   halfCloseGraceMs = 5_000;
 
   constructor(
-    controller: Controller,
     health: TargetHealth,
     upstreams: Upstreams,
-    opts: Partial<UpgradeProxyOptions> = {},
+    opts: Pick<UpgradeProxyOptions, 'decide'> & Partial<UpgradeProxyOptions>,
   ) {
-    this.controller = controller;
     this.health = health;
     this.upstreams = upstreams;
     this.opts = { defaultRetries: 2, ...opts };
@@ -76,37 +71,21 @@ export class UpgradeProxy {
 
   private route(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    const [rawPath, query] = splitPathQuery(req.url ?? '/');
-    const path = normalizeRequestPath(rawPath);
-    if (path === undefined) return reply(socket, 400);
     const tls = (req.socket as TLSSocket).encrypted === true;
-    const host = req.headers.host ?? '';
-    const runtime = this.controller.current;
-    const route = runtime.table.http.lookup({ host, path, tls });
-    if (route === undefined) return reply(socket, 404);
-    const target = runtime.balancer(route)?.pick();
-    if (target === undefined) return reply(socket, 503);
-    const o = target.opts;
-    if (o.allow !== undefined || o.deny !== undefined) {
-      const xff = req.headers['x-forwarded-for'];
-      if (isDenied(o.allow, o.deny, req.socket.remoteAddress ?? '', typeof xff === 'string' ? xff : '')) {
-        return reply(socket, 403);
-      }
+    // The same routing and gates as plain requests (access rules, basic auth, redirects): an
+    // upgrade must not bypass any of them.
+    const d = this.opts.decide(
+      req.url ?? '/',
+      scanRequestHead(req.rawHeaders),
+      tls,
+      req.socket.remoteAddress ?? '',
+    );
+    if (d.kind === 'reply') {
+      let extra = '';
+      for (const [k, v] of d.headers) extra += `${k}: ${v}\r\n`;
+      return reply(socket, d.status, extra);
     }
-    // The same gates as plain requests: an upgrade must not bypass basic auth or a redirect.
-    if (o.auth !== undefined) {
-      const realm = this.opts.realms?.get(o.auth);
-      if (realm === undefined) return reply(socket, 500);
-      const authz = req.headers.authorization;
-      if (!realm.check(typeof authz === 'string' ? authz : undefined)) {
-        return reply(socket, 401, `WWW-Authenticate: ${realm.challenge}\r\n`);
-      }
-    }
-    if (o.redirectCode !== undefined) {
-      const loc = redirectLocation(target.dst, { host, path, query }, { strip: o.strip, prepend: o.prepend });
-      return reply(socket, o.redirectCode, `Location: ${loc}\r\n`);
-    }
-    new UpgradeHandler(this, runtime, route, req, socket, head, path, query, tls).send(target);
+    new UpgradeHandler(this, d.runtime, d.route, req, socket, head, d.path, tls).send(d.target);
   }
 }
 
@@ -122,8 +101,8 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
   private readonly req: IncomingMessage;
   private readonly client: Duplex;
   private readonly head: Buffer;
+  /** Upstream path and query (strip/prepend applied). */
   private readonly path: string;
-  private readonly query: string;
   private readonly tls: boolean;
   private readonly tried: RouteTarget[] = [];
   private target: RouteTarget | undefined;
@@ -142,7 +121,6 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     client: Duplex,
     head: Buffer,
     path: string,
-    query: string,
     tls: boolean,
   ) {
     this.proxy = proxy;
@@ -152,7 +130,6 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     this.client = client;
     this.head = head;
     this.path = path;
-    this.query = query;
     this.tls = tls;
     client.once('close', this.onClientClose);
   }
@@ -175,7 +152,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
     });
     this.proxy.upstreams.pool(target).dispatch(
       {
-        path: rewritePath(this.path, o.strip, o.prepend) + this.query,
+        path: this.path,
         method: req.method ?? 'GET',
         headers,
         upgrade: req.headers.upgrade ?? 'websocket',
