@@ -10,7 +10,7 @@ import type { Route, RouteTarget } from '../../routing/types.ts';
 import type { TableRuntime } from '../controller.ts';
 import type { TargetState } from '../health/target-health.ts';
 import { buildUpstreamHeaders, type ForwardContext } from './forward-headers.ts';
-import type { HttpProxy, LogSource } from './http-proxy.ts';
+import type { HttpProxy, LogSource, LogSourceProvider } from './http-proxy.ts';
 
 const connectErrorCodes = new Set([
   'ECONNREFUSED',
@@ -23,7 +23,7 @@ const connectErrorCodes = new Set([
 const resetErrorCodes = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-export abstract class Exchange implements Dispatcher.DispatchHandler, LogSource {
+export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceProvider {
   protected readonly proxy: HttpProxy;
   protected readonly runtime: TableRuntime;
   protected readonly route: Route;
@@ -89,12 +89,8 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSource 
   /** Called once when the exchange is over (after logging). */
   protected abstract released(): void;
 
-  abstract readonly host: string;
-  abstract readonly url: string;
-  abstract readonly remote: string;
-  abstract readonly httpVersion: string;
-  abstract userAgent(): string;
-  abstract referer(): string;
+  /** What the access log says about this request (built only when the log is on). */
+  abstract logSource(): LogSource;
 
   // ---- shared behaviour ----
 

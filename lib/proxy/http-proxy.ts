@@ -45,6 +45,11 @@ export interface AccessLogEntry {
   readonly proto: string;
 }
 
+/** Something that can describe its request to the access log, lazily. */
+export interface LogSourceProvider {
+  logSource(): LogSource;
+}
+
 /** What the access log needs to know about a request, read only when the log is on. */
 export interface LogSource {
   readonly method: string;
@@ -257,7 +262,7 @@ export class HttpProxy {
   }
 
   finished(
-    src: LogSource,
+    from: LogSourceProvider,
     route: Route | undefined,
     target: RouteTarget | undefined,
     status: number,
@@ -271,6 +276,7 @@ export class HttpProxy {
     const ms = performance.now() - started;
     onResponse?.(route, target, status, ms);
     if (log === undefined) return;
+    const src = from.logSource();
     log({
       time: Date.now(),
       method: src.method,
@@ -290,7 +296,7 @@ export class HttpProxy {
   }
 }
 
-class NodeLogSource implements LogSource {
+class NodeLogSource implements LogSource, LogSourceProvider {
   private readonly req: ClientRequest;
   readonly host: string;
 
@@ -323,6 +329,10 @@ class NodeLogSource implements LogSource {
   referer(): string {
     const v = this.req.headers.referer;
     return typeof v === 'string' ? v : '';
+  }
+
+  logSource(): LogSource {
+    return this;
   }
 }
 
@@ -359,26 +369,8 @@ class NodeExchange extends Exchange {
     res.on('close', this.onClientClose);
   }
 
-  get url(): string {
-    return this.req.url ?? '';
-  }
-
-  get remote(): string {
-    return this.req.socket?.remoteAddress ?? '';
-  }
-
-  get httpVersion(): string {
-    return this.req.httpVersion;
-  }
-
-  userAgent(): string {
-    const v = this.req.headers['user-agent'];
-    return typeof v === 'string' ? v : '';
-  }
-
-  referer(): string {
-    const v = this.req.headers.referer;
-    return typeof v === 'string' ? v : '';
+  logSource(): LogSource {
+    return new NodeLogSource(this.req, this.host);
   }
 
   protected rawRequestHeaders(): readonly string[] {

@@ -17,7 +17,7 @@ import net, { type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { contentLength, Exchange } from '../exchange.ts';
 import { filterResponseHeaders, type ForwardContext } from '../forward-headers.ts';
-import type { Forward, HttpProxy, LogSource } from '../http-proxy.ts';
+import type { Forward, HttpProxy, LogSource, LogSourceProvider } from '../http-proxy.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
 
@@ -544,20 +544,15 @@ class LeanExchange extends Exchange {
     this.keepAlive = keepAlive;
   }
 
-  get remote(): string {
-    return this.conn.remoteAddress;
-  }
-
-  get httpVersion(): string {
-    return this.http10 ? '1.0' : '1.1';
-  }
-
-  userAgent(): string {
-    return headerValue(this.headers, 'user-agent');
-  }
-
-  referer(): string {
-    return headerValue(this.headers, 'referer');
+  logSource(): LogSource {
+    return new LeanLogSource(
+      this.method,
+      this.url,
+      this.host,
+      this.conn.remoteAddress,
+      this.http10,
+      this.headers,
+    );
   }
 
   // ---- request body, fed by the connection's parser ----
@@ -713,7 +708,7 @@ function headerValue(headers: readonly string[], lower: string): string {
   return '';
 }
 
-class LeanLogSource implements LogSource {
+class LeanLogSource implements LogSource, LogSourceProvider {
   readonly method: string;
   readonly url: string;
   readonly host: string;
@@ -743,6 +738,10 @@ class LeanLogSource implements LogSource {
 
   referer(): string {
     return headerValue(this.headers, 'referer');
+  }
+
+  logSource(): LogSource {
+    return this;
   }
 }
 
