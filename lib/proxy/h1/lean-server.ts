@@ -12,7 +12,6 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage } from 'node:http';
-import { createRequire } from 'node:module';
 import net, { type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { contentLength, Exchange } from '../exchange.ts';
@@ -20,8 +19,6 @@ import { filterResponseHeaders, type ForwardContext } from '../forward-headers.t
 import type { Forward, HttpProxy, LogSource, LogSourceProvider } from '../http-proxy.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
-
-const require = createRequire(import.meta.url);
 
 interface ParserBinding {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -45,8 +42,12 @@ interface ParseError extends Error {
 }
 
 // Node's own HTTP parser (llhttp), as `node:http` uses it. Not a public API, but present and
-// stable across Node 18-24; `cairn` pins Node 24.
-const { HTTPParser, methods } = require('_http_common') as { HTTPParser: ParserClass; methods: string[] };
+// stable across Node 18-24; `cairn` pins Node 24. getBuiltinModule works the same from ESM, the
+// compiled dist/ and the bundled single executable.
+const { HTTPParser, methods } = process.getBuiltinModule('_http_common') as unknown as {
+  HTTPParser: ParserClass;
+  methods: string[];
+};
 
 export interface LeanServerOptions {
   /** Time a client has to send a request's headers, from its first byte (slowloris). */
