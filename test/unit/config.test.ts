@@ -81,7 +81,7 @@ describe('config: defaults', () => {
   it('derives env names in upper snake case', () => {
     expect(envName('tag-prefix')).to.equal('CAIRN_TAG_PREFIX');
     expect(envName('listen')).to.equal('CAIRN_LISTEN');
-    for (const k of configKeys) expect(envName(k.name)).to.match(/^CAIRN_[A-Z_]+$/);
+    for (const k of configKeys) expect(envName(k.name)).to.match(/^CAIRN_[A-Z0-9_]+$/);
   });
 
   it('returns help, version and positionals', () => {
@@ -344,6 +344,14 @@ describe('config: fabio listener strings', () => {
     [':443;proto=tcp+sni', { proto: 'tcp+sni' }],
     [':6379;proto=tcp;cert=c.pem;key=k.pem', { proto: 'tcp', cert: 'c.pem' }],
     [':9000;proto=grpc', { proto: 'grpc' }],
+    [':0;proto=tcp-dynamic;refresh=1s', { proto: 'tcp-dynamic', refreshMs: 1000 }],
+    [':443;proto=https+tcp+sni;cert=c.pem', { proto: 'https+tcp+sni', cert: 'c.pem', key: 'c.pem' }],
+    [
+      ':5432;proto=tcp;maxconn=100;ct=2s;it=10m;drain=30s',
+      { maxConnections: 100, connectTimeoutMs: 2000, idleTimeoutMs: 600_000, drainMs: 30_000 },
+    ],
+    [':443;proto=tcp+sni;rt=2s;pxyproto=true', { readTimeoutMs: 2000, proxyProtocol: true }],
+    [':8080;maxconn=5', { proto: 'http', maxConnections: 5 }],
     [':9443;proto=grpcs;cert=c.pem;key=k.pem;ca=clients.pem', { proto: 'grpcs', ca: 'clients.pem' }],
     [':80;pxyproto=true;pxytimeout=250ms', { proxyProtocol: true, proxyProtocolTimeoutMs: 250 }],
     [':80;rt=5s;wt=10s;it=1m', { readTimeoutMs: 5000, writeTimeoutMs: 10_000, idleTimeoutMs: 60_000 }],
@@ -367,11 +375,27 @@ describe('config: fabio listener strings', () => {
     ['::1:80', /IPv6 addresses need brackets/],
     ['[foo]:80', /is not an IPv6 address/],
     ['300.1.1.1:80', /is not a host name or IP/],
-    [':80;proto=htp', /proto: expected one of http\|https\|tcp\|tcp\+sni\|grpc\|grpcs, got "htp"/],
+    [
+      ':80;proto=htp',
+      /proto: expected one of http\|https\|tcp\|tcp\+sni\|grpc\|grpcs\|tcp-dynamic\|https\+tcp\+sni, got "htp"/,
+    ],
     [':443;proto=https', /proto=https needs cert=FILE/],
     [':9443;proto=grpcs', /proto=grpcs needs cert=FILE/],
-    [':80;proto=http;cert=c.pem', /cert= needs proto=https, grpcs or tcp, not http/],
-    [':443;proto=tcp+sni;cert=c.pem', /cert= needs proto=https, grpcs or tcp, not tcp\+sni/],
+    [':80;proto=http;cert=c.pem', /cert= needs proto=https, grpcs, tcp or https\+tcp\+sni, not http/],
+    [':443;proto=tcp+sni;cert=c.pem', /cert= needs proto=https, grpcs, tcp or https\+tcp\+sni, not tcp\+sni/],
+    [
+      ':0;proto=tcp-dynamic;cert=c.pem',
+      /cert= needs proto=https, grpcs, tcp or https\+tcp\+sni, not tcp-dynamic/,
+    ],
+    [':443;proto=https+tcp+sni', /proto=https\+tcp\+sni needs cert=FILE/],
+    [
+      ':80;ct=1s',
+      /ct= applies to TCP listeners \(proto=tcp\|tcp\+sni\|tcp-dynamic\|https\+tcp\+sni\), not http/,
+    ],
+    [':443;proto=https;cert=c.pem;drain=5s', /drain= applies to TCP listeners/],
+    [':5432;proto=tcp;refresh=5s', /refresh= applies to proto=tcp-dynamic listeners, not tcp/],
+    [':5432;proto=tcp;maxconn=-1', /maxconn: expected an integer from 0 to 10000000, got "-1"/],
+    [':5432;proto=tcp;ct=soon', /ct: expected a duration/],
     [':80;key=k.pem', /key= needs cert=FILE/],
     [':443;cs=vault', /cert sources \(cs=\) are not supported/],
     [':80;foo=bar', /unknown option "foo"/],
