@@ -52,7 +52,7 @@ if (
 }
 
 if (!specGivenOnCommandLine(process.argv.slice(2))) {
-  config.spec = ['test/{unit,integration,chaos}/**/*.test.ts'];
+  config.spec = ['test/{unit,integration,chaos}/**/*.test.ts', 'test/browser/**/*.test.ts'];
 }
 
 module.exports = config;

@@ -165,23 +165,41 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
     }
     if (this.done) return;
     if (this.headSent()) {
+      // The upstream failed mid-response (unless it was us aborting it for a departed client).
+      if (!this.clientClosed && this.target !== undefined)
+        this.proxy.opts.onUpstreamError?.(
+          this.route,
+          this.target,
+          code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : resetErrorCodes.has(code) ? 'reset' : 'other',
+          false,
+        );
       this.cutClient(err);
       this.finish();
       return;
     }
     const isConnect = connectErrorCodes.has(code);
     const isReset = resetErrorCodes.has(code);
+    const isTimeout = code === 'UND_ERR_HEADERS_TIMEOUT';
     if ((isConnect || isReset) && state !== undefined)
       this.proxy.health.recordFailure(state, this.route.targets);
+    const onUpstreamError = this.clientClosed ? undefined : this.proxy.opts.onUpstreamError;
     if ((isConnect || isReset) && this.canRetry(isConnect)) {
       const next = this.nextTarget();
       if (next !== undefined) {
+        if (onUpstreamError !== undefined && this.target !== undefined)
+          onUpstreamError(this.route, this.target, isConnect ? 'connect' : 'reset', true);
         this.abortUpstream = undefined;
         this.send(next);
         return;
       }
     }
-    const isTimeout = code === 'UND_ERR_HEADERS_TIMEOUT';
+    if (onUpstreamError !== undefined && this.target !== undefined)
+      onUpstreamError(
+        this.route,
+        this.target,
+        isConnect ? 'connect' : isReset ? 'reset' : isTimeout ? 'timeout' : 'other',
+        false,
+      );
     this.status = isTimeout ? 504 : 502;
     this.replyError(
       this.status,

@@ -83,7 +83,17 @@ export interface HttpProxyOptions {
     status: number,
     ms: number,
   ) => void;
+  /** Called once per failed upstream attempt (metrics); `retried` when another target is tried next. */
+  readonly onUpstreamError?: (
+    route: Route,
+    target: RouteTarget,
+    kind: UpstreamErrorKind,
+    retried: boolean,
+  ) => void;
 }
+
+/** Why an upstream attempt failed: connect (refused, unreachable, timeout), reset, response timeout. */
+export type UpstreamErrorKind = 'connect' | 'reset' | 'timeout' | 'other';
 
 export const defaultHttpProxyOptions: HttpProxyOptions = {
   noRouteStatus: 404,

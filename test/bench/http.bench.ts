@@ -142,16 +142,27 @@ async function main(): Promise<number> {
   const loadStart = loadavg();
   const started = new Date();
   try {
-    const [backendPort, nginxPort, haproxyPort, cairnPort, cairnAdmin, cairnLogPort, cairnLogAdmin] =
-      (await Promise.all(Array.from({ length: 7 }, () => freePort()))) as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+    const [
+      backendPort,
+      nginxPort,
+      haproxyPort,
+      cairnPort,
+      cairnAdmin,
+      cairnLogPort,
+      cairnLogAdmin,
+      cairnNoMetricsPort,
+      cairnNoMetricsAdmin,
+    ] = (await Promise.all(Array.from({ length: 9 }, () => freePort()))) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
 
     // Backend: nginx on CPU 0.
     const backendDir = join(dir, 'backend');
@@ -180,6 +191,10 @@ async function main(): Promise<number> {
       startCairn(dir, 'cairn --access-log json', cairnLogPort, cairnLogAdmin, backendPort, proxyCpu, [
         '--access-log',
         'json',
+      ]),
+      // The cost of per-request metrics and live UI stats: `cairn` above records them (the default).
+      startCairn(dir, noMetrics, cairnNoMetricsPort, cairnNoMetricsAdmin, backendPort, proxyCpu, [
+        '--metrics=false',
       ]),
     ];
     for (const p of proxies) await ready(p.server, `http://127.0.0.1:${p.port}${firstPath}`, p.stderrFile);
@@ -242,7 +257,7 @@ async function main(): Promise<number> {
           size,
           runs.filter((r) => r.size === size),
           proxies,
-        )}`,
+        )}\n\n${metricsCost(runs.filter((r) => r.size === size))}`,
       );
     console.log(`\n### All runs (in the order they ran)\n\n${runsTable(runs)}`);
     console.log(`\n${cairnStderrReport(proxies, runs)}`);
@@ -339,6 +354,17 @@ function startCairn(
     cwd: repoRoot,
   });
   return { name, port, server, stderrFile, cairn: true };
+}
+
+const noMetrics = 'cairn --metrics=false';
+
+/** Throughput per proxy CPU-second with metrics on (`cairn`) over off; the target is >= 0.95. */
+function metricsCost(runs: readonly Run[]): string {
+  const perCpu = (name: string) =>
+    median(runs.filter((r) => r.proxy === name).map((r) => r.wrk.requests / r.cpuSeconds));
+  const ratio = perCpu('cairn') / perCpu(noMetrics);
+  const note = ratio >= 0.95 ? '' : ` ${belowTarget} (target >= 0.95)`;
+  return `Metrics cost: req/CPU-s with metrics on / off = ${fixed(ratio, 3)}${note}`;
 }
 
 function summaryTable(size: number, runs: readonly Run[], proxies: readonly Proxy[]): string {

@@ -1,0 +1,112 @@
+// The live view of one route/target's traffic: request, 5xx and connect-error rates over the last
+// 1 and 5 minutes, and latency percentiles over the last minute. Built for the request path:
+//
+// - Counters are plain cumulative numbers the request path bumps (see TrafficCell). Once a
+//   second the ticker copies them into rings of per-second samples, so a rate over W seconds is
+//   one subtraction: (now - W seconds ago) / W. The request path never touches the rings.
+// - Latencies go into a fixed ring of the most recent samples (with the second they were taken),
+//   so recording one is two array stores. Percentiles are computed only when someone asks (the
+//   admin API or the UI's stats tick), at most once per second per cell.
+//
+// Samples are Uint32: a cumulative count wraps at 2^32, and `(a - b) >>> 0` still gives the right
+// difference as long as fewer than 2^32 requests happen in five minutes.
+
+/** Seconds kept for the long rate (5 min) and the short one (1 min). */
+export const longWindow = 300;
+export const shortWindow = 60;
+/** Latency samples kept per cell (the most recent ones). Power of two: the index wraps with a mask. */
+export const latencySamples = 256;
+
+export class LiveWindow {
+  /** Cumulative requests at each of the last `longWindow + 1` ticks. */
+  private readonly requestsAt = new Uint32Array(longWindow + 1);
+  private readonly errors5xxAt = new Uint32Array(shortWindow + 1);
+  private readonly connectErrorsAt = new Uint32Array(shortWindow + 1);
+  /** Ticks sampled since the window was created (the newest sample is `ticks`). */
+  private ticks = 0;
+  /** Latency ring: milliseconds, and the clock second each was recorded in. */
+  private readonly latency = new Float32Array(latencySamples);
+  private readonly latencySecond = new Uint32Array(latencySamples);
+  private latencyCount = 0;
+  /**
+   * Percentiles cache, valid for one clock second: every reader in that second (the SSE tick, the
+   * API) sees the same numbers, and a busy cell is sorted at most once a second.
+   */
+  private cachedAt = -1;
+  private p50 = 0;
+  private p99 = 0;
+
+  /** A window whose baseline is the counters' values now (their earlier history is unknown). */
+  constructor(requests: number, errors5xx: number, connectErrors: number) {
+    this.requestsAt[0] = requests;
+    this.errors5xxAt[0] = errors5xx;
+    this.connectErrorsAt[0] = connectErrors;
+  }
+
+  /** Request path: one latency sample. */
+  recordLatency(ms: number, second: number): void {
+    const i = this.latencyCount & (latencySamples - 1);
+    this.latency[i] = ms;
+    this.latencySecond[i] = second;
+    this.latencyCount++;
+  }
+
+  /** Once a second: the counters' current values become the newest sample. */
+  sample(requests: number, errors5xx: number, connectErrors: number): void {
+    this.ticks++;
+    this.requestsAt[this.ticks % (longWindow + 1)] = requests;
+    this.errors5xxAt[this.ticks % (shortWindow + 1)] = errors5xx;
+    this.connectErrorsAt[this.ticks % (shortWindow + 1)] = connectErrors;
+  }
+
+  /** Requests per second over the last `seconds` (at most the window's age). */
+  rate(seconds: number): number {
+    return this.delta(this.requestsAt, Math.min(seconds, longWindow)) / this.span(seconds);
+  }
+
+  /** Requests, 5xx responses and connect errors over the last minute. */
+  lastMinute(): { requests: number; errors5xx: number; connectErrors: number } {
+    return {
+      requests: this.delta(this.requestsAt, shortWindow),
+      errors5xx: this.delta(this.errors5xxAt, shortWindow),
+      connectErrors: this.delta(this.connectErrorsAt, shortWindow),
+    };
+  }
+
+  /** p50 and p99 in ms of the samples taken in the last `shortWindow` seconds; 0 without any. */
+  percentiles(second: number, scratch: Float64Array): { p50: number; p99: number } {
+    if (this.cachedAt !== second) {
+      const n = Math.min(this.latencyCount, latencySamples);
+      const oldest = second - shortWindow;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        if ((this.latencySecond[i] as number) > oldest) scratch[k++] = this.latency[i] as number;
+      }
+      const recent = scratch.subarray(0, k).sort();
+      this.p50 = nearestRank(recent, 0.5);
+      this.p99 = nearestRank(recent, 0.99);
+      this.cachedAt = second;
+    }
+    return { p50: this.p50, p99: this.p99 };
+  }
+
+  private span(seconds: number): number {
+    return Math.max(1, Math.min(seconds, this.ticks, longWindow));
+  }
+
+  private delta(ring: Uint32Array, seconds: number): number {
+    const size = ring.length;
+    const back = Math.min(seconds, this.ticks, size - 1);
+    const now = ring[this.ticks % size] as number;
+    const then = ring[(this.ticks - back) % size] as number;
+    return (now - then) >>> 0;
+  }
+}
+
+/** Nearest-rank percentile of sorted values; 0 for none. */
+export function nearestRank(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return 0;
+  const rank = Math.min(n, Math.max(1, Math.ceil(q * n)));
+  return sorted[rank - 1] as number;
+}

@@ -1,0 +1,115 @@
+// The counters of one route and target (or of a route alone, or of requests with no route): what
+// the request path records, what Prometheus exports and what the UI's live columns read. One
+// object per (route source, target key), found by object identity on the request path and kept
+// across table swaps while the pair stays in the table.
+
+import { LiveWindow } from './live-window.ts';
+
+/** Upper bounds (seconds) of `cairn_request_duration_seconds` buckets. */
+export const durationBuckets: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+const bucketsMs = durationBuckets.map((s) => s * 1000);
+const bucketCount = durationBuckets.length;
+
+/** `code` label values by status class index (`status / 100`); 0 is "no status" (client gone). */
+export const statusClasses: readonly string[] = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+export const upstreamErrorKinds = ['connect', 'reset', 'timeout', 'other'] as const;
+export type UpstreamErrorKind = (typeof upstreamErrorKinds)[number];
+const kindIndex: Readonly<Record<UpstreamErrorKind, number>> = { connect: 0, reset: 1, timeout: 2, other: 3 };
+
+export interface CellLabels {
+  /** Route source as the table prints it; '' for requests no route matched. */
+  readonly route: string;
+  readonly service: string;
+  /** Target dst; '' for a route-level cell (a request answered before a target was picked). */
+  readonly target: string;
+  /** RouteTarget.key; '' for route-level cells. */
+  readonly key: string;
+  /** A TCP route: counts connections (synced from the TCP engine), not HTTP requests. */
+  readonly tcp: boolean;
+}
+
+let nextId = 1;
+
+export class TrafficCell implements CellLabels {
+  /** Stable id while the cell lives (rows in the API and UI). */
+  readonly id: number;
+  readonly route: string;
+  readonly service: string;
+  readonly target: string;
+  readonly key: string;
+  readonly tcp: boolean;
+  /** Requests (TCP: connections) ever recorded. */
+  requests = 0;
+  /** Responses by status class (statusClasses). */
+  readonly byClass = new Float64Array(statusClasses.length);
+  /** Duration histogram: non-cumulative counts per bucket, the last one is +Inf. */
+  readonly buckets = new Float64Array(bucketCount + 1);
+  durationSeconds = 0;
+  /** Failed upstream attempts by kind (upstreamErrorKinds). */
+  readonly upstreamErrors = new Float64Array(upstreamErrorKinds.length);
+  retries = 0;
+  /** Created on the first request, so idle targets of a large table cost no ring memory. */
+  window: LiveWindow | undefined;
+
+  constructor(labels: CellLabels) {
+    this.id = nextId++;
+    this.route = labels.route;
+    this.service = labels.service;
+    this.target = labels.target;
+    this.key = labels.key;
+    this.tcp = labels.tcp;
+  }
+
+  /** Request path: one finished request. No allocation after the first call. */
+  record(status: number, ms: number, second: number): void {
+    const w = this.window ?? this.openWindow();
+    this.requests++;
+    const cls = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
+    this.byClass[cls] = (this.byClass[cls] as number) + 1;
+    let b = 0;
+    while (b < bucketCount && ms > (bucketsMs[b] as number)) b++;
+    this.buckets[b] = (this.buckets[b] as number) + 1;
+    this.durationSeconds += ms / 1000;
+    w.recordLatency(ms, second);
+  }
+
+  /** Request path: one failed upstream attempt; `retried` when another target is tried next. */
+  recordUpstreamError(kind: UpstreamErrorKind, retried: boolean): void {
+    // Before counting: a window opened afterwards would take this error as its baseline.
+    if (this.window === undefined) this.openWindow();
+    const k = kindIndex[kind];
+    this.upstreamErrors[k] = (this.upstreamErrors[k] as number) + 1;
+    if (retried) this.retries++;
+  }
+
+  get errors5xx(): number {
+    return this.byClass[5] as number;
+  }
+
+  get connectErrors(): number {
+    return this.upstreamErrors[0] as number;
+  }
+
+  /** Once a second (the ticker): the live window takes a sample. */
+  sample(): void {
+    this.window?.sample(this.requests, this.errors5xx, this.connectErrors);
+  }
+
+  /** TCP cells: the engine's counters are the source of truth; copy them at the tick. */
+  syncTcp(connections: number, connectErrors: number): void {
+    if (this.window === undefined && connections === this.requests && connectErrors === this.connectErrors)
+      return;
+    this.window ??= new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
+    this.requests = connections;
+    this.upstreamErrors[0] = connectErrors;
+  }
+
+  private openWindow(): LiveWindow {
+    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
+    this.window = w;
+    return w;
+  }
+}

@@ -1,0 +1,157 @@
+// Per-route/target traffic as the data plane produces it, for Prometheus and the UI's live
+// columns. The request path calls `onResponse` / `onUpstreamError` (bound once, passed to the
+// HTTP proxy as its hooks): one WeakMap lookup by the RouteTarget object, then plain number and
+// typed-array updates on its TrafficCell. No strings, no label hashing, no allocation.
+//
+// Cells are bound to a table's Route/RouteTarget objects when the table becomes live. A pair that
+// stays in the table (same source, same target key) keeps its cell, so counters and rates
+// continue across swaps; a pair that leaves loses it, and with it its Prometheus labels. Requests
+// still in flight on an older table find that table's objects in the WeakMaps (entries vanish
+// with the table) and count on the cell they started with.
+
+import { isTcpProto } from '../../routing/table.ts';
+import type { Route, RouteTable, RouteTarget } from '../../routing/types.ts';
+import { latencySamples, longWindow, shortWindow } from './live-window.ts';
+import { TrafficCell, type UpstreamErrorKind } from './traffic-cell.ts';
+
+/** What the UI and `/api/routes` show for a cell. */
+export interface LiveStats {
+  /** Requests (TCP: connections) per second over the last minute and the last 5 minutes. */
+  readonly rate1m: number;
+  readonly rate5m: number;
+  /** Latency percentiles over the last minute, ms; null when there was no request (or TCP). */
+  readonly p50ms: number | null;
+  readonly p99ms: number | null;
+  /** Fraction of the last minute's requests answered with a 5xx status. */
+  readonly errors5xx: number;
+  /** Failed upstream connects per request over the last minute. */
+  readonly connectErrors: number;
+  /** Requests (TCP: connections) since the cell was created. */
+  readonly requests: number;
+}
+
+const idle: LiveStats = {
+  rate1m: 0,
+  rate5m: 0,
+  p50ms: null,
+  p99ms: null,
+  errors5xx: 0,
+  connectErrors: 0,
+  requests: 0,
+};
+
+/** The TCP engine's counters, by route source and target key (lib/proxy/tcp/stats.ts). */
+export interface TcpCounterSource {
+  targets(): Iterable<{
+    readonly route: string;
+    readonly key: string;
+    readonly counters: { readonly total: number; readonly connectErrors: number };
+  }>;
+}
+
+export class Traffic {
+  private readonly byTarget = new WeakMap<RouteTarget, TrafficCell>();
+  private readonly byRoute = new WeakMap<Route, TrafficCell>();
+  /** Cells of the live table, by `source \0 target key` (route cells: `source \0\0 service`). */
+  private live = new Map<string, TrafficCell>();
+  /** Requests no route matched. */
+  readonly noRoute = new TrafficCell({ route: '', service: '', target: '', key: '', tcp: false });
+  /** The ticker's clock: seconds since start, stamped on latency samples. */
+  second = 0;
+  private readonly scratch = new Float64Array(latencySamples);
+
+  /** The HTTP proxy's `onResponse` hook. */
+  readonly onResponse = (
+    route: Route | undefined,
+    target: RouteTarget | undefined,
+    status: number,
+    ms: number,
+  ): void => {
+    let cell: TrafficCell | undefined;
+    if (target !== undefined) cell = this.byTarget.get(target);
+    if (cell === undefined && route !== undefined) cell = this.byRoute.get(route);
+    (cell ?? this.noRoute).record(status, ms, this.second);
+  };
+
+  /** The HTTP proxy's `onUpstreamError` hook. */
+  readonly onUpstreamError = (
+    route: Route,
+    target: RouteTarget,
+    kind: UpstreamErrorKind,
+    retried: boolean,
+  ): void => {
+    const cell = this.byTarget.get(target) ?? this.byRoute.get(route);
+    if (cell !== undefined) cell.recordUpstreamError(kind, retried);
+  };
+
+  /** A new table is live: bind its routes and targets to cells, drop cells of pairs that left. */
+  bind(table: RouteTable): void {
+    const previous = this.live;
+    const next = new Map<string, TrafficCell>();
+    const cell = (k: string, make: () => TrafficCell): TrafficCell => {
+      let c = next.get(k) ?? previous.get(k);
+      if (c === undefined) c = make();
+      next.set(k, c);
+      return c;
+    };
+    for (const r of table.routes) {
+      const tcp = isTcpProto(r.proto);
+      const service = (r.targets[0] ?? r.starved[0])?.service ?? '';
+      const routeCell = cell(`${r.src}\u0000\u0000${service}`, () => {
+        return new TrafficCell({ route: r.src, service, target: '', key: '', tcp });
+      });
+      this.byRoute.set(r, routeCell);
+      for (const list of [r.targets, r.starved]) {
+        for (const t of list) {
+          const c = cell(`${r.src}\u0000${t.key}`, () => {
+            return new TrafficCell({ route: r.src, service: t.service, target: t.dst, key: t.key, tcp });
+          });
+          this.byTarget.set(t, c);
+        }
+      }
+    }
+    this.live = next;
+  }
+
+  /** The cell of a target of a bound table. */
+  cellOf(target: RouteTarget): TrafficCell | undefined {
+    return this.byTarget.get(target);
+  }
+
+  /** Cells of the live table (route-level and target cells), then the no-route cell. */
+  *cells(): IterableIterator<TrafficCell> {
+    yield* this.live.values();
+    yield this.noRoute;
+  }
+
+  /** Once a second: TCP counters are copied in, every live window takes a sample. */
+  tick(tcp?: TcpCounterSource): void {
+    this.second++;
+    if (tcp !== undefined) {
+      for (const s of tcp.targets()) {
+        this.live.get(`${s.route}\u0000${s.key}`)?.syncTcp(s.counters.total, s.counters.connectErrors);
+      }
+    }
+    for (const c of this.live.values()) c.sample();
+    this.noRoute.sample();
+  }
+
+  /** The live numbers of a cell (computed on demand; percentiles cached per second). */
+  stats(cell: TrafficCell | undefined): LiveStats {
+    const w = cell?.window;
+    if (cell === undefined || w === undefined)
+      return cell === undefined ? idle : { ...idle, requests: cell.requests };
+    const minute = w.lastMinute();
+    const p = cell.tcp ? undefined : w.percentiles(this.second, this.scratch);
+    const any = minute.requests > 0;
+    return {
+      rate1m: w.rate(shortWindow),
+      rate5m: w.rate(longWindow),
+      p50ms: p !== undefined && any ? p.p50 : null,
+      p99ms: p !== undefined && any ? p.p99 : null,
+      errors5xx: any ? minute.errors5xx / minute.requests : 0,
+      connectErrors: any ? minute.connectErrors / minute.requests : minute.connectErrors > 0 ? 1 : 0,
+      requests: cell.requests,
+    };
+  }
+}
