@@ -183,6 +183,12 @@ export function parseRouteOptions(raw: Readonly<Record<string, string>>, dst: st
       case 'register':
         o.register = value;
         break;
+      case 'pxyproto':
+        // PROXY protocol header to TCP upstreams; read by the TCP forwarder from the raw options.
+        if (!['true', 'false', 'v1', 'v2'].includes(value)) {
+          errors.push(`pxyproto must be true, false, v1 or v2 (got "${value}")`);
+        }
+        break;
       case 'matcher':
         if ((MATCHERS as readonly string[]).includes(value)) o.matcher = value as PathMatcher;
         else errors.push(`matcher must be one of ${MATCHERS.join(', ')} (got "${value}")`);
@@ -222,6 +228,7 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'register',
   'matcher',
   'grpcservername',
+  'pxyproto',
 ]);
 
 /** A warning when `proto=` contradicts the destination's scheme, else ''. */

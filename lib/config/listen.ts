@@ -2,6 +2,9 @@
 //   :9999
 //   0.0.0.0:443;proto=https;cert=c.pem;key=k.pem
 //   :5432;proto=tcp
+//   :443;proto=tcp+sni;it=10m
+//   :443;proto=https+tcp+sni;cert=c.pem;key=k.pem
+//   :0;proto=tcp-dynamic
 //   [::1]:80;pxyproto=true
 // fabio names a certificate *source* (`cs=`); Cairn reads PEM files directly (`cert=`, `key=`,
 // `ca=` for client certificates), which is what a standalone user has at hand.
@@ -14,10 +17,27 @@ import {
   parseChoice,
   parseDuration,
   parseHostPort,
+  parseInteger,
 } from './values.ts';
 
-export const listenProtos = ['http', 'https', 'tcp', 'tcp+sni', 'grpc', 'grpcs'] as const;
+export const listenProtos = [
+  'http',
+  'https',
+  'tcp',
+  'tcp+sni',
+  'grpc',
+  'grpcs',
+  'tcp-dynamic',
+  'https+tcp+sni',
+] as const;
 export type ListenProto = (typeof listenProtos)[number];
+
+/** Protos served by the TCP data plane (lib/proxy/tcp/). */
+export const tcpListenProtos: readonly ListenProto[] = ['tcp', 'tcp+sni', 'tcp-dynamic', 'https+tcp+sni'];
+
+export function isTcpListenProto(proto: string): boolean {
+  return (tcpListenProtos as readonly string[]).includes(proto);
+}
 
 export interface ListenSpec extends HostPort {
   /** The listener exactly as written (one comma-separated item). */
@@ -36,11 +56,34 @@ export interface ListenSpec extends HostPort {
   readonly readTimeoutMs?: number;
   readonly writeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** Concurrent client connections on this listener (`maxconn=`); overrides --max-conns. */
+  readonly maxConnections?: number;
+  /** TCP listeners: upstream connect timeout (`ct=`); overrides --connect-timeout. */
+  readonly connectTimeoutMs?: number;
+  /** TCP listeners: connections to a target that left the table are closed after this (`drain=`). */
+  readonly drainMs?: number;
+  /** tcp-dynamic: retry interval for listeners that could not bind (`refresh=`, fabio's key). */
+  readonly refreshMs?: number;
 }
 
-const listenOptionKeys = ['proto', 'cert', 'key', 'ca', 'pxyproto', 'pxytimeout', 'rt', 'wt', 'it'] as const;
+const listenOptionKeys = [
+  'proto',
+  'cert',
+  'key',
+  'ca',
+  'pxyproto',
+  'pxytimeout',
+  'rt',
+  'wt',
+  'it',
+  'maxconn',
+  'ct',
+  'drain',
+  'refresh',
+] as const;
 type ListenOptionKey = (typeof listenOptionKeys)[number];
-const tlsProtos: ReadonlySet<string> = new Set(['https', 'grpcs', 'tcp']);
+const tlsProtos: ReadonlySet<string> = new Set(['https', 'grpcs', 'tcp', 'https+tcp+sni']);
+const certRequired: ReadonlySet<string> = new Set(['https', 'grpcs', 'https+tcp+sni']);
 
 /** Parses one or more comma-separated listener strings. */
 export function parseListenList(text: string): Parsed<ListenSpec[]> {
@@ -91,11 +134,11 @@ export function parseListen(text: string): Parsed<ListenSpec> {
   const cert = seen.get('cert');
   const key = seen.get('key');
   const ca = seen.get('ca');
-  if ((proto === 'https' || proto === 'grpcs') && cert === undefined) {
+  if (certRequired.has(proto) && cert === undefined) {
     return fail(item, `proto=${proto} needs cert=FILE (and key=FILE unless the cert file holds the key)`);
   }
   if (cert !== undefined && !tlsProtos.has(proto)) {
-    return fail(item, `cert= needs proto=https, grpcs or tcp, not ${proto}`);
+    return fail(item, `cert= needs proto=https, grpcs, tcp or https+tcp+sni, not ${proto}`);
   }
   if ((key !== undefined || ca !== undefined) && cert === undefined) {
     return fail(item, `${key !== undefined ? 'key' : 'ca'}= needs cert=FILE`);
@@ -107,13 +150,29 @@ export function parseListen(text: string): Parsed<ListenSpec> {
     if ('detail' in b) return fail(item, `pxyproto: ${b.detail}`);
     proxyProtocol = b.value;
   }
-  const durations: Partial<Record<'pxytimeout' | 'rt' | 'wt' | 'it', number>> = {};
-  for (const k of ['pxytimeout', 'rt', 'wt', 'it'] as const) {
+  const durations: Partial<Record<'pxytimeout' | 'rt' | 'wt' | 'it' | 'ct' | 'drain' | 'refresh', number>> =
+    {};
+  for (const k of ['pxytimeout', 'rt', 'wt', 'it', 'ct', 'drain', 'refresh'] as const) {
     const v = seen.get(k);
     if (v === undefined) continue;
     const d = parseDuration(v);
     if ('detail' in d) return fail(item, `${k}: ${d.detail}`);
     durations[k] = d.value;
+  }
+  for (const k of ['ct', 'drain'] as const) {
+    if (seen.has(k) && !isTcpListenProto(proto)) {
+      return fail(item, `${k}= applies to TCP listeners (proto=${tcpListenProtos.join('|')}), not ${proto}`);
+    }
+  }
+  if (seen.has('refresh') && proto !== 'tcp-dynamic') {
+    return fail(item, `refresh= applies to proto=tcp-dynamic listeners, not ${proto}`);
+  }
+  let maxConnections: number | undefined;
+  const maxconn = seen.get('maxconn');
+  if (maxconn !== undefined) {
+    const n = parseInteger(maxconn, 0, 10_000_000);
+    if ('detail' in n) return fail(item, `maxconn: ${n.detail}`);
+    maxConnections = n.value;
   }
   const spec: ListenSpec = {
     text: item,
@@ -127,6 +186,10 @@ export function parseListen(text: string): Parsed<ListenSpec> {
     ...(durations.rt !== undefined ? { readTimeoutMs: durations.rt } : {}),
     ...(durations.wt !== undefined ? { writeTimeoutMs: durations.wt } : {}),
     ...(durations.it !== undefined ? { idleTimeoutMs: durations.it } : {}),
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(durations.ct !== undefined ? { connectTimeoutMs: durations.ct } : {}),
+    ...(durations.drain !== undefined ? { drainMs: durations.drain } : {}),
+    ...(durations.refresh !== undefined ? { refreshMs: durations.refresh } : {}),
   };
   return { value: spec };
 }

@@ -250,3 +250,14 @@ describe('options: properties', () => {
     );
   });
 });
+
+describe('parseRouteOptions: pxyproto (TCP routes)', () => {
+  it('accepts true|false|v1|v2 and reports anything else', () => {
+    for (const v of ['true', 'false', 'v1', 'v2']) {
+      const r = parseRouteOptions({ pxyproto: v, proto: 'tcp' }, 'tcp://10.0.0.1:5432');
+      expect(r.errors).to.deep.equal([]);
+      expect(r.warnings).to.deep.equal([]);
+    }
+    expect(parseRouteOptions({ pxyproto: 'v3', proto: 'tcp' }, 'tcp://10.0.0.1:5432').errors).to.have.length(1);
+  });
+});

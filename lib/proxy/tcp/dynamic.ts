@@ -128,14 +128,6 @@ export class DynamicTcpListeners {
     });
   }
 
-  /** Client connections open on any listener, current or retired. */
-  get connections(): number {
-    let n = 0;
-    for (const l of this.active.values()) n += l.sockets.size;
-    for (const l of this.retired) n += l.sockets.size;
-    return n;
-  }
-
   /** Stops accepting everywhere (shutdown); open connections stay until destroyAll(). */
   async close(): Promise<void> {
     this.stopped = true;

@@ -61,7 +61,11 @@ const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02,
 
 export class TcpListener {
   readonly server: Server;
-  /** Client connections open on this listener (raw sockets). */
+  /**
+   * Client connections of this listener that are not (yet) forwarded sessions: reading their
+   * prelude, in TLS termination, or served by the HTTPS side. (Forwarded sessions are tracked by
+   * the forwarder.)
+   */
   readonly sockets = new Set<Socket>();
   readonly opts: TcpListenerOptions;
   private readonly deps: TcpListenerDeps;
@@ -100,17 +104,27 @@ export class TcpListener {
   }
 
   private accept(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
     const o = this.opts;
-    if (o.proxyProtocol || o.mode === 'tcp+sni' || o.mode === 'https+tcp+sni') {
-      new Prelude(this, socket).start();
-    } else if (o.tls !== undefined) {
-      socket.on('error', ignore);
-      o.tls.emit('connection', socket);
+    if (o.proxyProtocol || o.mode === 'tcp+sni' || o.mode === 'https+tcp+sni' || o.tls !== undefined) {
+      this.track(socket);
+      if (o.tls !== undefined && !o.proxyProtocol) {
+        socket.on('error', ignore);
+        o.tls.emit('connection', socket);
+      } else {
+        new Prelude(this, socket).start();
+      }
     } else {
+      // Plain TCP: the socket is forwarded (the forwarder tracks its session) or closed right
+      // here, so it needs no tracking of its own.
       this.dispatch(socket, undefined, undefined, '', false);
     }
+  }
+
+  /** Sockets that spend time here (prelude, TLS, HTTPS side) are tracked for shutdown. */
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    (socket as Socket & { [kListener]?: TcpListener })[kListener] = this;
+    socket.on('close', onAcceptedClose);
   }
 
   /** The prelude is complete: route and forward (or hand over, or refuse). */
@@ -140,14 +154,14 @@ export class TcpListener {
         route = tcp.lookupPort(this.port);
         if (route === undefined) {
           this.deps.stats.rejected.noRoute++;
-          socket.end(UNRECOGNIZED_NAME_ALERT);
+          socket.end(UNRECOGNIZED_NAME_ALERT, () => socket.destroy());
           return;
         }
       }
     }
     if (route === undefined) {
       this.deps.stats.rejected.noRoute++;
-      socket.end();
+      socket.destroy();
       return;
     }
     this.deps.forwarder.forward(socket, runtime, route, o.session, rest, peer, ended);
@@ -287,6 +301,12 @@ class Prelude {
 }
 
 function ignore(): void {}
+
+const kListener = Symbol('cairn.tcpListener');
+
+function onAcceptedClose(this: Socket): void {
+  (this as Socket & { [kListener]?: TcpListener })[kListener]?.sockets.delete(this);
+}
 
 // The src -> route index of a table, built on first use (tcp-dynamic listeners route by src).
 const bySrc = new WeakMap<RouteTable, Map<string, Route>>();

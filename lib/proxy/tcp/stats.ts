@@ -53,9 +53,15 @@ export class TcpStats {
   readonly rejected = new TcpRejections();
   private readonly byRouteTarget = new Map<string, TcpTargetStats>();
   private readonly byRoute = new Map<string, TcpCounters>();
+  // Target objects belong to one route of one table: a per-object cache saves building the
+  // route|target key on every connection.
+  private readonly byTargetObject = new WeakMap<RouteTarget, TcpCounters>();
+  private readonly byRouteObject = new WeakMap<Route, TcpCounters>();
 
   /** Counters of `target` on `route`, created on first use; stable across table swaps. */
   target(route: Route, target: RouteTarget): TcpCounters {
+    const cached = this.byTargetObject.get(target);
+    if (cached !== undefined) return cached;
     const k = `${route.src}\u0000${target.key}`;
     let s = this.byRouteTarget.get(k);
     if (s === undefined) {
@@ -68,16 +74,20 @@ export class TcpStats {
       };
       this.byRouteTarget.set(k, s);
     }
+    this.byTargetObject.set(target, s.counters);
     return s.counters;
   }
 
   /** Counters of `route` (sum over its targets), created on first use. */
   route(route: Route): TcpCounters {
+    const cached = this.byRouteObject.get(route);
+    if (cached !== undefined) return cached;
     let c = this.byRoute.get(route.src);
     if (c === undefined) {
       c = new TcpCounters();
       this.byRoute.set(route.src, c);
     }
+    this.byRouteObject.set(route, c);
     return c;
   }
 
