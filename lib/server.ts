@@ -8,6 +8,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
 import type { RouteTarget } from '../routing/types.ts';
+import { adminStartupProblem } from './admin/access.ts';
 import { AdminServer } from './admin/server.ts';
 import { type CairnConfig, type ListenSpec, tableOptions } from './config/index.ts';
 import { isTcpListenProto } from './config/listen.ts';
@@ -23,6 +24,7 @@ import { UpgradeProxy } from './proxy/upgrade.ts';
 import { createRegistry } from './registries.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 import { TcpEngine } from './proxy/tcp/engine.ts';
+import { Telemetry } from './stats/telemetry.ts';
 
 export class StartupError extends Error {}
 
@@ -51,6 +53,8 @@ export class CairnServer {
   /** The TCP data plane (proto tcp, tcp+sni, https+tcp+sni, tcp-dynamic listeners). */
   readonly tcp: TcpEngine;
   readonly registries: RegistryAdapter[] = [];
+  /** Live traffic, change history, metrics, registry states: what the admin listener reports. */
+  readonly telemetry: Telemetry;
   private readonly listeners: Listener[] = [];
   private admin: AdminServer | undefined;
   private demo: Demo | undefined;
@@ -76,6 +80,7 @@ export class CairnServer {
       health: this.health,
       onSwap: (e) => this.onSwap(e),
     });
+    this.telemetry = new Telemetry(this);
     const accessLog = accessLogSink(config.accessLog, deps.accessLogOut);
     this.accessLog = accessLog;
     const realms = loadRealms(config.auth);
@@ -83,6 +88,7 @@ export class CairnServer {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
       realms,
+      ...this.telemetry.proxyHooks(),
       ...(config.norouteHtmlFile !== undefined
         ? { noRouteBody: readFileSync(config.norouteHtmlFile, 'utf8') }
         : {}),
@@ -124,7 +130,16 @@ export class CairnServer {
     return this.admin?.address();
   }
 
+  /** Client connections open on the HTTP listeners (TCP listeners' sessions are counted by the engine). */
+  clientConnections(): number {
+    let n = 0;
+    for (const l of this.listeners) if (!isTcpListenProto(l.spec.proto)) n += l.sockets.size;
+    return n;
+  }
+
   async start(): Promise<void> {
+    const adminProblem = adminStartupProblem(this.config);
+    if (adminProblem !== undefined) throw new StartupError(adminProblem);
     if (this.config.workers > 1) {
       throw new StartupError(
         '--workers: cluster mode is not available in this version yet (use --workers 1)',
@@ -158,6 +173,7 @@ export class CairnServer {
     // Let the first snapshots land before traffic arrives.
     this.controller.rebuild();
     for (const spec of this.config.listen) await this.listen(spec);
+    this.telemetry.start();
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.address, this.config.admin.port);
     this.logger.info(
@@ -169,6 +185,7 @@ export class CairnServer {
   private onRegistryState(state: RegistryState): void {
     const status = state.state === 'up' ? 'up' : 'down';
     this.controller.setStatus(state.registry, status, state.error);
+    this.telemetry.onRegistryState(state);
     if (state.state !== 'up')
       this.logger.warn(
         { registry: state.registry, state: state.state, error: state.error },
@@ -178,6 +195,7 @@ export class CairnServer {
 
   private onSwap(e: SwapEvent): void {
     this.tcp.onTableSwap(e.current);
+    this.telemetry.onSwap(e);
     const live: RouteTarget[] = [];
     for (const r of e.current.routes) for (const t of r.targets) live.push(t);
     // Pools of targets that left are closed once their in-flight requests finish.
@@ -335,6 +353,17 @@ export class CairnServer {
    */
   async stop(waitMs = this.config.shutdownWaitMs): Promise<void> {
     this.draining = true;
+    // Registries where Cairn registered itself (Consul --consul-register): leave them first, then
+    // give clients and health checks a moment to notice, and only then stop accepting.
+    const selfRegistered = this.registries.filter(
+      (r): r is RegistryAdapter & { deregisterSelf(): Promise<void> } =>
+        typeof (r as { deregisterSelf?: unknown }).deregisterSelf === 'function',
+    );
+    if (selfRegistered.length > 0 && waitMs > 0) {
+      const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+      await Promise.race([Promise.all(selfRegistered.map((r) => r.deregisterSelf())), sleep(2_000)]);
+      await sleep(Math.min(2_000, waitMs / 4));
+    }
     const closed = this.listeners.map(
       (l) => new Promise<void>((resolve) => (l.server as http.Server).close(() => resolve())),
     );
@@ -360,6 +389,7 @@ export class CairnServer {
     await Promise.all(closed);
     for (const r of this.registries) await r.stop();
     await this.admin?.close();
+    this.telemetry.stop();
     await this.upstreams.close();
     await this.demo?.stop();
     try {

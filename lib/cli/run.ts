@@ -11,6 +11,7 @@ import { type CairnConfig, loadConfig, type RegistrySpec, tableOptions } from '.
 import { normalizeRequestPath } from '../proxy/request-path.ts';
 import type { RegistryAdapter } from '../../registry-adapters/types.ts';
 import { createRegistry } from '../registries.ts';
+import { isRegisterCommand, registerCommand } from '../register/cli.ts';
 import { formatProblemLine } from './format.ts';
 import { usage } from './usage.ts';
 import { packageVersion } from './version.ts';
@@ -29,6 +30,8 @@ const defaultIo: CliIo = {
 
 /** Runs `cairn <args>`; resolves to the exit code. */
 export async function runCli(args: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  // `register` has flags of its own (--service, --tag, ...), so it parses its arguments itself.
+  if (isRegisterCommand(args)) return registerCommand(args, io);
   const loaded = loadConfig(args, io.env);
   switch (loaded.kind) {
     case 'help':
@@ -109,7 +112,11 @@ async function loadSnapshotOnce(
   io: CliIo,
 ): Promise<Snapshot | number> {
   if (specs.length === 0)
-    return usageError(io, '--registry', `expected file:PATH|consul:URL|etcd:URL (cairn ${command} reads a registry)`);
+    return usageError(
+      io,
+      '--registry',
+      `expected file:PATH|consul:URL|etcd:URL (cairn ${command} reads a registry)`,
+    );
   const instances: ServiceInstance[] = [];
   const manual: string[] = [];
   const problems: Problem[] = [];

@@ -9,6 +9,8 @@ export function usage(): string {
     '  cairn --demo                                    run the embedded demo',
     '  cairn routes --registry file:PATH [flags]       print the routing table as route commands',
     '  cairn explain --registry file:PATH [flags] URL  show which route URL takes (JSON)',
+    '  cairn register --registry etcd:URL --service S --address A --port P [--tag T]... [--check URL]',
+    '                                                  keep an instance registered in etcd (register --help)',
     '  cairn --version | --help',
     '',
     'Flags (each also as env CAIRN_<KEY> or as "<key>:" in the --config YAML;',

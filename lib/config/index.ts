@@ -12,6 +12,7 @@ import { type ConfigKey, canonicalKey, configKeys, envName } from './keys.ts';
 import { type ListenSpec, parseListenList } from './listen.ts';
 import { parseRegistryList, type RegistrySpec } from './registry-spec.ts';
 import {
+  formatHostPort,
   type HostPort,
   type Parsed,
   parseBoolean,
@@ -47,6 +48,8 @@ export interface CairnConfig {
   readonly admin: AdminAddress;
   readonly adminToken?: string;
   readonly adminReadonly: boolean;
+  /** Per-request metrics and the UI's live traffic (the proxy's onResponse hook). */
+  readonly metrics: boolean;
   readonly registries: readonly RegistrySpec[];
   readonly strategy: Strategy;
   readonly matcher: PathMatcher;
@@ -79,6 +82,22 @@ export interface CairnConfig {
   readonly maxHeaderSize: number;
   readonly maxConns: number;
   readonly consulToken?: string;
+  /** `?consistent` Consul reads instead of `?stale`. */
+  readonly consulConsistent: boolean;
+  /** Blocking-query wait, ms. */
+  readonly consulWaitMs: number;
+  readonly consulCaFile?: string;
+  readonly consulCertFile?: string;
+  readonly consulKeyFile?: string;
+  /** KV prefix of the manual route commands, without leading or trailing slash. */
+  readonly consulKvPath: string;
+  readonly consulChecksRequired: 'one' | 'all';
+  /** Register Cairn itself in Consul. */
+  readonly consulRegister: boolean;
+  readonly consulRegisterName: string;
+  readonly consulRegisterTags: readonly string[];
+  /** Address Cairn registers with and Consul checks; default the admin address. */
+  readonly consulRegisterAddr?: AdminAddress;
   /** etcd key prefix without a trailing slash, e.g. `/cairn`. */
   readonly etcdPrefix: string;
   /** Prefixes of etcd gRPC naming records to route too. */
@@ -210,7 +229,30 @@ function load(
   const clientIpHeader = optionalText('client-ip-header');
   const authRaw = get('auth');
   const auth = authRaw === undefined ? [] : authRaw.values.map((v) => check(authRaw, parseAuthSpec(v)));
-  const consulToken = optionalText('consul-token');
+  // Consul's own env names come last, so a Cairn setting always wins.
+  const consulFallback = (name: string, consulEnv: string): string | undefined => {
+    const own = optionalText(name);
+    if (own !== undefined) return own;
+    const e = env[consulEnv]?.trim();
+    return e === undefined || e === '' ? undefined : e;
+  };
+  const consulToken = consulFallback('consul-token', 'CONSUL_HTTP_TOKEN');
+  const consulCaFile = consulFallback('consul-ca-file', 'CONSUL_CACERT');
+  const consulCertFile = consulFallback('consul-cert-file', 'CONSUL_CLIENT_CERT');
+  const consulKeyFile = consulFallback('consul-key-file', 'CONSUL_CLIENT_KEY');
+  const registerTagsRaw = get('consul-register-tags');
+  const consulRegisterTags =
+    registerTagsRaw === undefined
+      ? []
+      : registerTagsRaw.values.flatMap((v) => v.split(',').map((t) => t.trim())).filter((t) => t !== '');
+  const registerAddrRaw = get('consul-register-addr');
+  const consulRegisterAddr =
+    registerAddrRaw === undefined
+      ? undefined
+      : check(
+          registerAddrRaw,
+          withText(parseHostPort(registerAddrRaw.values[registerAddrRaw.values.length - 1] ?? '')),
+        );
   const namingRaw = get('etcd-naming-prefix');
   const etcdNamingPrefixes =
     namingRaw === undefined ? [] : check(namingRaw, parseNamingPrefixes(namingRaw.values));
@@ -239,6 +281,7 @@ function load(
     }),
     ...(adminToken !== undefined ? { adminToken } : {}),
     adminReadonly: one('admin-readonly', false, parseBoolean),
+    metrics: one('metrics', true, parseBoolean),
     registries,
     strategy: one('strategy', 'wrr', (s) => parseChoice(s, strategies, { rnd: 'random' })),
     matcher: one('matcher', 'prefix', (s) => parseChoice(s, matchers)),
@@ -268,9 +311,30 @@ function load(
     clientHeaderTimeoutMs: one('client-header-timeout', 30_000, parseDuration),
     clientIdleTimeoutMs: one('client-idle-timeout', 65_000, parseDuration),
     requestTimeoutMs: one('request-timeout', 0, parseDuration),
-    maxHeaderSize: one('max-header-size', 65_536, (s) => parseInteger(s, 1024, 16 * 1024 * 1024, 'a size in bytes')),
+    maxHeaderSize: one('max-header-size', 65_536, (s) =>
+      parseInteger(s, 1024, 16 * 1024 * 1024, 'a size in bytes'),
+    ),
     maxConns: one('max-conns', 0, (s) => parseInteger(s, 0, 1_000_000)),
     ...(consulToken !== undefined ? { consulToken } : {}),
+    consulConsistent: one('consul-consistent', false, parseBoolean),
+    consulWaitMs: one('consul-wait', 300_000, parseConsulWait),
+    ...(consulCaFile !== undefined ? { consulCaFile } : {}),
+    ...(consulCertFile !== undefined ? { consulCertFile } : {}),
+    ...(consulKeyFile !== undefined ? { consulKeyFile } : {}),
+    consulKvPath: text('consul-kv-path', 'cairn/config', (s) =>
+      s.replace(/^\/+|\/+$/g, '') === '' ? `expected a KV key like cairn/config, got ${quote(s)}` : undefined,
+    ).replace(/^\/+|\/+$/g, ''),
+    consulChecksRequired: one('consul-checks-required', 'all', (s) =>
+      parseChoice(s, ['all', 'one'] as const),
+    ),
+    consulRegister: one('consul-register', false, parseBoolean),
+    consulRegisterName: text('consul-register-name', 'cairn', (s) =>
+      /^[A-Za-z0-9][A-Za-z0-9-]*$/.test(s)
+        ? undefined
+        : `expected a service name (letters, digits, -), got ${quote(s)}`,
+    ),
+    consulRegisterTags,
+    ...(consulRegisterAddr !== undefined ? { consulRegisterAddr } : {}),
     etcdPrefix: text('etcd-prefix', '/cairn', (s) =>
       s.startsWith('/') ? undefined : `expected a key prefix starting with '/', got ${quote(s)}`,
     ).replace(/(.)\/+$/, '$1'),
@@ -282,7 +346,9 @@ function load(
     ...(etcdKey !== undefined ? { etcdKey } : {}),
     etcdTimeoutMs: one('etcd-timeout', 5_000, (s) => {
       const d = parseDuration(s);
-      return 'value' in d && d.value < 1 ? { detail: `expected a duration of at least 1ms, got ${quote(s)}` } : d;
+      return 'value' in d && d.value < 1
+        ? { detail: `expected a duration of at least 1ms, got ${quote(s)}` }
+        : d;
     }),
     demo: one('demo', false, parseBoolean),
   };
@@ -302,11 +368,25 @@ function parseNamingPrefixes(values: readonly string[]): Parsed<string[]> {
       const p = part.trim();
       if (p === '') continue;
       if (/\s/.test(p)) return { detail: `expected a key prefix without spaces, got ${quote(p)}` };
-      if (p.replace(/\/+$/, '') === '') return { detail: `expected a key prefix, not the whole keyspace, got ${quote(p)}` };
+      if (p.replace(/\/+$/, '') === '')
+        return { detail: `expected a key prefix, not the whole keyspace, got ${quote(p)}` };
       if (!out.includes(p)) out.push(p);
     }
   }
   return { value: out };
+}
+
+function parseConsulWait(text: string): Parsed<number> {
+  const d = parseDuration(text);
+  if ('detail' in d) return d;
+  // Consul caps a blocking query at 10 minutes; under a second it is a busy loop.
+  if (d.value < 1000 || d.value > 600_000)
+    return { detail: `expected a duration from 1s to 10m, got ${quote(text)}` };
+  return d;
+}
+
+function withText(p: Parsed<HostPort>): Parsed<AdminAddress> {
+  return 'detail' in p ? p : { value: { ...p.value, text: formatHostPort(p.value) } };
 }
 
 function parseHealthStatus(text: string): Parsed<InstanceStatus[]> {

@@ -101,7 +101,9 @@ export function loadRealms(specs: readonly AuthSpec[]): Map<string, BasicAuthRea
     try {
       out.set(s.name, BasicAuthRealm.fromSpec(s));
     } catch (err) {
-      throw new Error(`--auth name=${s.name}: cannot read ${s.file}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`--auth name=${s.name}: cannot read ${s.file}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   return out;

@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark in sequence, each in its own Node process (so one bench's
 // garbage, JIT state or heap does not colour the next), their reports printed as they run.
 //
-//   npm run bench -- [--quick] [--only table|lookup|balancer|http|tcp|etcd[,...]] [--sizes 100,2048,65536]
+//   npm run bench -- [--quick] [--only table|lookup|balancer|http|tcp|etcd|consul[,...]] [--sizes 100,2048,65536]
 //
 // Exits non-zero when a bench crashes or cannot run; a figure that misses its target is printed
 // with a "BELOW TARGET" marker by the bench and does not change the exit code.
@@ -40,6 +40,7 @@ const benches: readonly Bench[] = [
   },
   { name: 'tcp', file: 'tcp.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
   { name: 'etcd', file: 'etcd.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
+  { name: 'consul', file: 'consul.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
 ];
 
 const argv = process.argv.slice(2);

@@ -258,6 +258,8 @@ describe('parseRouteOptions: pxyproto (TCP routes)', () => {
       expect(r.errors).to.deep.equal([]);
       expect(r.warnings).to.deep.equal([]);
     }
-    expect(parseRouteOptions({ pxyproto: 'v3', proto: 'tcp' }, 'tcp://10.0.0.1:5432').errors).to.have.length(1);
+    expect(parseRouteOptions({ pxyproto: 'v3', proto: 'tcp' }, 'tcp://10.0.0.1:5432').errors).to.have.length(
+      1,
+    );
   });
 });
