@@ -294,13 +294,15 @@ function freezeRoute(r: WorkRoute): Route {
       service: t.service,
       dst: t.dst,
       url: Object.freeze(t.url),
-      tags: Object.freeze([...t.tags]),
+      // Command arrays and option maps are created by the parsers for this build alone: freeze
+      // them in place rather than copying (14,000 targets per big table).
+      tags: Object.freeze(t.tags as string[]),
       fixedWeight: t.fixedWeight,
       instanceWeight: t.instanceWeight,
       share,
       weight,
       opts: Object.freeze(t.opts),
-      rawOpts: Object.freeze({ ...t.rawOpts }),
+      rawOpts: Object.freeze(t.rawOpts),
       ...(t.instanceId !== undefined ? { instanceId: t.instanceId } : {}),
     });
     if (weight > 0) {
@@ -414,12 +416,16 @@ export function tableConfig(table: Pick<RouteTable, 'routes'>, withWeights: bool
 }
 
 function tableVersion(routes: readonly Route[]): string {
-  const h = createHash('sha256');
+  // One hash over a plain canonical form (cheaper than hashing the formatted route lines).
+  const parts: string[] = [];
   for (const r of routes) {
-    for (const t of r.targets) {
-      h.update(targetConfigLine(r, t, true));
-      h.update(`\u0000${t.weight}\u0000${t.instanceId ?? ''}\n`);
+    parts.push(r.src, r.proto);
+    for (const list of [r.targets, r.starved]) {
+      for (const t of list) {
+        parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
+        for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
+      }
     }
   }
-  return h.digest('hex').slice(0, 16);
+  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
 }

@@ -20,12 +20,18 @@ export interface TableDiff {
 
 type Lines = Map<string, string>;
 
+/** Tables are immutable: each one's lines are formatted once, then reused by the next diff. */
+const cache = new WeakMap<object, Lines>();
+
 function lines(table: Pick<RouteTable, 'routes'> | undefined): Lines {
+  if (table === undefined) return new Map();
+  const hit = cache.get(table.routes);
+  if (hit !== undefined) return hit;
   const out: Lines = new Map();
-  if (table === undefined) return out;
   for (const r of table.routes) {
     for (const t of r.targets) out.set(`${r.src}\u0000${t.key}`, targetConfigLine(r, t, true));
   }
+  cache.set(table.routes, out);
   return out;
 }
 
