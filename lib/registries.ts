@@ -13,10 +13,7 @@ import type { RegistryAdapter } from '../registry-adapters/types.ts';
 import type { CairnConfig, RegistrySpec } from './config/index.ts';
 import { createLogger } from './logging.ts';
 
-export class RegistryUnavailable extends Error {}
-
 export function createRegistry(spec: RegistrySpec, config: CairnConfig): RegistryAdapter {
-  void config;
   switch (spec.kind) {
     case 'file':
       return new FileRegistry(spec.path);

@@ -80,7 +80,13 @@ export const configKeys: readonly ConfigKey[] = [
     default: 'true',
     help: 'host globs like *.example.com (--no-glob-matching)',
   },
-  { name: 'workers', type: 'string', value: 'N|auto', default: '1', help: 'worker processes (cluster mode)' },
+  {
+    name: 'workers',
+    type: 'string',
+    value: 'N|auto',
+    default: '1',
+    help: 'worker processes (cluster mode; only 1 in this version)',
+  },
   {
     name: 'log-level',
     type: 'string',

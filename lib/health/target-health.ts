@@ -100,8 +100,4 @@ export class TargetHealth implements TargetHealthView {
   retainOnly(keys: ReadonlySet<string>): void {
     for (const [k, s] of this.states) if (!keys.has(k) && s.inFlight === 0) this.states.delete(k);
   }
-
-  entries(): IterableIterator<[string, TargetState]> {
-    return this.states.entries();
-  }
 }

@@ -460,14 +460,6 @@ export function sendText(res: ClientResponse, status: number, body: string, cont
   res.end(body);
 }
 
-/** Host header (HTTP/1) or :authority (HTTP/2). */
-export function requestHost(req: ClientRequest): string {
-  const h = req.headers.host;
-  if (typeof h === 'string') return h;
-  const a = req.headers[':authority'];
-  return typeof a === 'string' ? a : '';
-}
-
 function parseAbsoluteForm(url: string): string | undefined {
   const i = url.indexOf('://');
   if (i <= 0) return undefined;

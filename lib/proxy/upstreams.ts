@@ -124,11 +124,4 @@ export class Upstreams {
     await Promise.all(all.map((p) => p.close().catch(() => {})));
     this.dns.close();
   }
-
-  destroy(): void {
-    for (const p of this.pools.values()) p.destroy().catch(() => {});
-    this.pools.clear();
-    this.byTarget = new WeakMap();
-    this.dns.close();
-  }
 }
