@@ -1,37 +1,21 @@
-// examples/etcd/compose.yaml cannot run here (no Docker engine), so its Cairn commands are
-// checked the way Cairn would read them: every `node lib/cli/main.ts ...` command, with the
-// service's environment, must be a valid configuration or `cairn register` invocation.
+// examples/etcd/compose.yaml cannot run here (no Docker engine). The generic checks (build from
+// the Dockerfile, every Cairn command through the real loaders, ports, admin token) are in
+// compose-stacks.test.ts; this file checks what the etcd stack is for: Cairn on etcd, and one
+// `cairn register` sidecar per plain HTTP service, each registering what its README promises.
 
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { parse } from 'yaml';
 import { loadConfig } from '../../lib/config/index.ts';
 import { isRegisterCommand, parseRegisterCommand } from '../../lib/register/cli.ts';
+import { type ComposeService, envOf, readCompose } from '../support/compose.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const compose = readCompose('examples/etcd');
 
-interface ComposeService {
-  readonly image?: string;
-  readonly command?: string[];
-  readonly environment?: Record<string, string>;
-  readonly depends_on?: Record<string, { condition: string }>;
-  readonly volumes?: string[];
-}
-
-const compose = parse(readFileSync(join(root, 'examples/etcd/compose.yaml'), 'utf8'), { merge: true }) as {
-  services: Record<string, ComposeService>;
-};
-
-function cairnArgs(s: ComposeService): string[] | undefined {
-  const c = s.command;
-  if (c === undefined || c[0] !== 'node' || c[1] !== 'lib/cli/main.ts') return undefined;
-  return c.slice(2);
+function args(s: ComposeService): string[] {
+  return Array.isArray(s.command) ? s.command : [];
 }
 
 describe('examples/etcd/compose.yaml', () => {
-  it('has etcd, cairn, two services with register sidecars and a self-registering Node service', () => {
+  it('has etcd, cairn, three plain services with register sidecars, and the overrides writer', () => {
     expect(Object.keys(compose.services).sort()).to.deep.equal([
       'api-1',
       'api-1-register',
@@ -39,37 +23,40 @@ describe('examples/etcd/compose.yaml', () => {
       'api-2-register',
       'cairn',
       'canary',
+      'canary-register',
       'etcd',
+      'overrides',
     ]);
-    // The merge key gave every Node container the checkout and the wait for a healthy etcd.
-    for (const name of ['cairn', 'api-1-register', 'api-2-register', 'canary']) {
+    // The merge key gave every Cairn container the built image and the wait for a healthy etcd.
+    for (const name of ['cairn', 'api-1-register', 'api-2-register', 'canary-register']) {
       const s = compose.services[name] as ComposeService;
-      expect(s.volumes, name).to.deep.equal(['../..:/app:ro']);
+      expect(s.build, name).to.deep.equal({ context: '../..', dockerfile: 'Dockerfile' });
+      expect(s.image, name).to.equal('cairn-example:local');
       expect(s.depends_on, name).to.deep.equal({ etcd: { condition: 'service_healthy' } });
     }
   });
 
   it('runs Cairn on the etcd registry', () => {
     const s = compose.services.cairn as ComposeService;
-    const args = cairnArgs(s) ?? [];
-    const r = loadConfig(args, s.environment ?? {});
+    const r = loadConfig(args(s), envOf(s));
     if (r.kind !== 'config') throw new Error(r.kind === 'error' ? r.error.message : r.kind);
     expect(r.positionals).to.deep.equal([]);
     expect(r.config.registries).to.deep.equal([
       { kind: 'etcd', text: 'etcd:http://etcd:2379', urls: ['http://etcd:2379'] },
     ]);
     expect(r.config.listen.map((l) => l.port)).to.deep.equal([9999]);
+    expect(r.config.etcdPrefix).to.equal('/cairn');
   });
 
-  for (const [name, id, weight] of [
-    ['api-1-register', 'api-1', undefined],
-    ['api-2-register', 'api-2', 2],
+  for (const [name, id, weight, tags] of [
+    ['api-1-register', 'api-1', undefined, ['urlprefix-/api strip=/api']],
+    ['api-2-register', 'api-2', 2, ['urlprefix-/api strip=/api']],
+    ['canary-register', 'canary', undefined, ['urlprefix-/api strip=/api', 'canary']],
   ] as const) {
     it(`${name} is a valid cairn register for ${id}`, () => {
       const s = compose.services[name] as ComposeService;
-      const args = cairnArgs(s) ?? [];
-      expect(isRegisterCommand(args)).to.equal(true);
-      const r = parseRegisterCommand(args, s.environment ?? {});
+      expect(isRegisterCommand(args(s))).to.equal(true);
+      const r = parseRegisterCommand(args(s), envOf(s));
       if (r.kind !== 'register') throw new Error(JSON.stringify(r));
       expect(r.registry).to.equal('etcd:http://etcd:2379');
       expect(r.options).to.deep.include({
@@ -79,18 +66,25 @@ describe('examples/etcd/compose.yaml', () => {
         id,
         address: id,
         port: 8080,
-        tags: ['urlprefix-/api strip=/api'],
+        tags,
         ttlSeconds: 10,
         check: { url: `http://${id}:8080/health`, intervalMs: 5000, timeoutMs: 2000 },
       });
       expect(r.options.weight).to.equal(weight);
+      // The registered address is a service of the stack.
+      expect(compose.services).to.have.property(id);
     });
   }
 
-  it('the canary runs node-service.ts with the settings it reads', () => {
-    const s = compose.services.canary as ComposeService;
-    expect(s.command).to.deep.equal(['node', 'examples/etcd/node-service.ts']);
-    expect(s.environment).to.deep.include({ ETCD: 'http://etcd:2379', SERVICE: 'api', PORT: '8080' });
-    expect(s.environment?.TAGS?.split(';')).to.deep.equal(['urlprefix-/api strip=/api', 'canary']);
+  it("writes the canary's share where Cairn reads manual routes (<etcd-prefix>/config)", () => {
+    const s = compose.services.overrides as ComposeService;
+    const [tool, endpoints, op, key, value] = args(s);
+    expect([tool, endpoints, op, key]).to.deep.equal([
+      'etcdctl',
+      '--endpoints=http://etcd:2379',
+      'put',
+      '/cairn/config',
+    ]);
+    expect(value).to.equal('route weight api /api weight 0.1 tags "canary"');
   });
 });
