@@ -1,5 +1,5 @@
-// The `cairn` command line: `routes` and `explain` read the registry once and print; anything
-// else serves. Exit codes: 0 ok, 1 the registry cannot be read (or explain finds no route),
+// The `cairn` command line: `routes` and `explain` read the registry once and print; no command
+// (or `serve`) serves; `register` keeps an instance registered in etcd. Exit codes: 0 ok, 1 the registry cannot be read (or explain finds no route),
 // 2 bad configuration or usage (one line on stderr naming the key and the expected form).
 
 import { readFile } from 'node:fs/promises';
@@ -13,7 +13,7 @@ import type { RegistryAdapter } from '../../registry-adapters/types.ts';
 import { createRegistry } from '../registries.ts';
 import { isRegisterCommand, registerCommand } from '../register/cli.ts';
 import { formatProblemLine } from './format.ts';
-import { usage } from './usage.ts';
+import { commandOf, commandUsage, isCommandName, usage } from './usage.ts';
 import { packageVersion } from './version.ts';
 
 export interface CliIo {
@@ -34,9 +34,12 @@ export async function runCli(args: readonly string[], io: CliIo = defaultIo): Pr
   if (isRegisterCommand(args)) return registerCommand(args, io);
   const loaded = loadConfig(args, io.env);
   switch (loaded.kind) {
-    case 'help':
-      io.stdout(usage());
+    case 'help': {
+      // `cairn routes --help`: that command's help; `cairn --help` (or an unknown word): all.
+      const command = commandOf(args);
+      io.stdout(isCommandName(command) ? commandUsage(command) : usage());
       return 0;
+    }
     case 'version':
       io.stdout(`cairn ${packageVersion()}`);
       return 0;
@@ -48,6 +51,9 @@ export async function runCli(args: readonly string[], io: CliIo = defaultIo): Pr
   const [command, ...rest] = positionals;
   switch (command) {
     case undefined:
+      return serve(config, io);
+    case 'serve':
+      if (rest.length > 0) return usageError(io, 'serve', `unexpected argument ${JSON.stringify(rest[0])}`);
       return serve(config, io);
     case 'routes':
       if (rest.length > 0) return usageError(io, 'routes', `unexpected argument ${JSON.stringify(rest[0])}`);
