@@ -66,6 +66,26 @@ describe('Dockerfile', () => {
     expect(ins.some((i) => i.op === 'RUN' && /npm ci .*--omit=dev/.test(i.args))).to.equal(true);
   });
 
+  it('.dockerignore keeps node_modules and .git out of the context, and nothing the Dockerfile copies', () => {
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    expect(ignored).to.include.members(['node_modules', '.git']);
+    const sources = ins
+      .filter((i) => i.op === 'COPY' && !i.args.startsWith('--from'))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    expect(sources).to.include('lib');
+    for (const src of sources) {
+      for (const pattern of ignored) {
+        const re = new RegExp(
+          `^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`,
+        );
+        expect(re.test(src), `.dockerignore's ${pattern} hides COPY ${src}`).to.equal(false);
+      }
+    }
+  });
+
   it('has a health check on the admin /health, SIGTERM as stop signal, and the two ports exposed', () => {
     const hc = runtime.find((i) => i.op === 'HEALTHCHECK');
     expect(hc?.args).to.include('127.0.0.1:9998/health');
