@@ -3,9 +3,9 @@
 #
 #   CAIRN_ADMIN=127.0.0.1:9998 /etc/keepalived/check-cairn.sh
 #
-# /health answers 503 ("draining") as soon as Cairn receives SIGTERM, so on `systemctl stop
-# cairn` (or a deploy) the virtual IP moves to the other node while this one still finishes
-# its in-flight requests for --shutdown-wait. A Cairn that hangs fails the 2 s timeout.
+# /health answers 503 ("draining") as soon as Cairn receives SIGTERM, a stopped Cairn refuses the
+# connection, and a hung one fails the 2 s timeout: each makes the check fail, and after two
+# failures keepalived moves the virtual IP to the other node.
 # Only POSIX sh and curl (or wget) are needed.
 set -u
 url="http://${CAIRN_ADMIN:-127.0.0.1:9998}/health"
