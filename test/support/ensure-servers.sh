@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the real servers the tests and benchmarks run are installed:
-# etcd, Consul, Chromium (skip with CAIRN_SKIP_BROWSER=1), nginx, haproxy, wrk.
+# etcd, Consul, Chromium (skip with CAIRN_SKIP_BROWSER=1), nginx, haproxy, wrk, keepalived (config check of examples/ha).
 # Idempotent and quiet when everything is present (the fast path only stats files).
 # Consul is not in Debian bookworm, so its bullseye package is fetched with a private
 # apt configuration (the system's sources are left alone) and its binary is cached in
@@ -33,6 +33,7 @@ wanted=(
   "/usr/sbin/nginx|nginx|nginx"
   "/usr/sbin/haproxy|haproxy|haproxy"
   "/usr/bin/wrk|wrk|wrk"
+  "/usr/sbin/keepalived|keepalived|keepalived"
 )
 if [[ "${CAIRN_SKIP_BROWSER:-}" != "1" ]]; then
   wanted+=("/usr/bin/chromium|chromium|chromium")
