@@ -79,6 +79,11 @@ export class Telemetry {
   /** Targets that left in a swap, by key, until they have nothing in flight. */
   private readonly leaving = new Map<string, { service: string; dst: string }>();
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Control process of `--workers`: traffic arrives from the workers (Traffic.absorb) and what is
+   * open per target is theirs, summed (by `route source \0 target key`), not this process's.
+   */
+  fromWorkers: { readonly open: ReadonlyMap<string, number> } | undefined;
 
   constructor(host: TelemetryHost) {
     this.host = host;
@@ -187,11 +192,18 @@ export class Telemetry {
 
   /** Open requests (HTTP: in flight to the target) or connections (TCP) of a target, by route. */
   openCounts(): (route: Route, t: RouteTarget) => number {
+    const external = this.fromWorkers;
+    if (external !== undefined) return (route, t) => external.open.get(`${route.src}\u0000${t.key}`) ?? 0;
     const tcp = new Map<string, number>();
     for (const s of this.host.tcp.stats.targets()) tcp.set(`${s.route}\u0000${s.key}`, s.counters.open);
     const h = this.host.health;
     return (route, t) =>
       isTcpProto(route.proto) ? (tcp.get(`${route.src}\u0000${t.key}`) ?? 0) : h.inFlight(t.key);
+  }
+
+  /** Routes of the live table. */
+  tableRoutes(): readonly Route[] {
+    return this.host.controller.current.table.routes;
   }
 
   draining(): DrainingTarget[] {
@@ -208,7 +220,7 @@ export class Telemetry {
   }
 
   private tick(): void {
-    this.traffic.tick(this.host.tcp.stats);
+    this.traffic.tick(this.fromWorkers === undefined ? this.host.tcp.stats : undefined);
     this.emit({ type: 'tick', at: Date.now() });
   }
 
