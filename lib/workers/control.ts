@@ -45,6 +45,8 @@ interface Slot {
   ready: boolean;
   delayMs: number;
   timer: NodeJS.Timeout | undefined;
+  /** Requests (TCP: connections) the current process reported. */
+  requests: number;
   /** Latest report of what is open per target. */
   open: ReadonlyMap<string, number>;
 }
@@ -101,6 +103,7 @@ export class WorkerPool implements ClusterView {
           delayMs: backoff.minMs,
           timer: undefined,
           open: new Map(),
+          requests: 0,
         };
         this.slots.push(slot);
         this.spawn(slot);
@@ -140,6 +143,7 @@ export class WorkerPool implements ClusterView {
       up_since: new Date(s.upSince).toISOString(),
       restarts: s.restarts,
       table_version: s.tableVersion,
+      requests: s.requests,
     }));
   }
 
@@ -213,6 +217,7 @@ export class WorkerPool implements ClusterView {
     slot.ready = false;
     slot.state = 'starting';
     slot.tableVersion = '';
+    slot.requests = 0;
     slot.upSince = Date.now();
     const child = fork(workerEntry, process.argv.slice(2), {
       execArgv: [...process.execArgv, ...workerNodeFlags],
@@ -275,7 +280,11 @@ export class WorkerPool implements ClusterView {
         return;
       case 'stats': {
         const traffic = this.server.telemetry.traffic;
-        for (const c of m.cells) traffic.absorb(c.key, c.requests, c.errors5xx, c.connectErrors, c.latencies);
+        for (const c of m.cells) {
+          traffic.absorb(c.key, c.requests, c.errors5xx, c.connectErrors, c.latencies);
+          // Each request is recorded on exactly one cell (its target's, else its route's).
+          slot.requests += c.requests;
+        }
         slot.open = new Map(m.open);
         this.sumOpen();
         return;

@@ -12,6 +12,8 @@ export interface WorkerJson {
   readonly restarts: number;
   /** Version of the table the worker runs ('' before its first). */
   readonly table_version: string;
+  /** Requests (TCP: connections) the current process of the slot has served, as last reported. */
+  readonly requests: number;
 }
 
 export interface ClusterView {
