@@ -296,7 +296,6 @@ describe('--workers 2 (control process and two workers)', function () {
       return w !== undefined && w.requests > 0 ? st : undefined;
     });
     expect(s2.workers?.every((w) => w.requests > 0)).to.equal(true);
-    // eslint-disable-next-line no-console
     console.log(`      (SIGKILL under load: ${sent} requests, ${failures.length} lost in flight)`);
   });
 
