@@ -10,7 +10,7 @@
 // - SIGTERM/SIGINT: the server's stop() deregisters, then drains the workers (drain()), then stops
 //   the registries and the admin.
 
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import net from 'node:net';
 import type { CairnConfig } from '../config/index.ts';
 import { aggregatedExposition, controlShare, PoolMetrics } from '../metrics/aggregate.ts';
@@ -18,6 +18,7 @@ import { processExposition } from '../metrics/prometheus.ts';
 import { CairnServer, StartupError } from '../server.ts';
 import { reusePortSupported } from './listen.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
+import { workerEnv } from './role.ts';
 import { mergedInputs, serialiseInputs } from './table-wire.ts';
 import type { ClusterView, WorkerJson } from './view.ts';
 
@@ -27,7 +28,6 @@ import type { ClusterView, WorkerJson } from './view.ts';
  */
 export const workerNodeFlags: readonly string[] = [];
 
-const workerEntry = new URL('./worker-main.ts', import.meta.url);
 /** Restart backoff: doubles from min to max; a worker that ran this long starts over at min. */
 const backoff = { minMs: 100, maxMs: 10_000, stableMs: 10_000 };
 const startTimeoutMs = 30_000;
@@ -219,10 +219,7 @@ export class WorkerPool implements ClusterView {
     slot.tableVersion = '';
     slot.requests = 0;
     slot.upSince = Date.now();
-    const child = fork(workerEntry, process.argv.slice(2), {
-      execArgv: [...process.execArgv, ...workerNodeFlags],
-      serialization: 'advanced',
-    });
+    const child = startWorkerProcess();
     slot.child = child;
     slot.pid = child.pid ?? null;
     child.on('message', (m: FromWorker) => this.onMessage(slot, m));
@@ -371,6 +368,36 @@ export class WorkerPool implements ClusterView {
       if (err !== null && err !== undefined && !this.stopping)
         this.server.logger.warn({ worker: slot.id, error: err.message }, 'worker: IPC send failed');
     });
+  }
+}
+
+/**
+ * A worker is this same `cairn` entry run again (same arguments and environment) with the
+ * worker marker and an IPC channel: that works from the .ts sources, the compiled dist/ and the
+ * bundle alike. A single executable has no script to name, so it runs itself.
+ */
+function startWorkerProcess(): ChildProcess {
+  const env = { ...process.env, [workerEnv]: '1' };
+  const args = process.argv.slice(2);
+  if (isSea()) {
+    return spawn(process.execPath, args, {
+      env,
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
+  }
+  return fork(process.argv[1] as string, args, {
+    env,
+    execArgv: [...process.execArgv, ...workerNodeFlags],
+    serialization: 'advanced',
+  });
+}
+
+function isSea(): boolean {
+  try {
+    return process.getBuiltinModule('node:sea')?.isSea() === true;
+  } catch {
+    return false;
   }
 }
 

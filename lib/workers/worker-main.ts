@@ -1,5 +1,6 @@
-// Entry of a worker process (`--workers N`, N > 1), forked by the control process with an IPC
-// channel and the same arguments and environment. It reads the same configuration, runs the proxy
+// A worker process (`--workers N`, N > 1): the control process starts the same `cairn` entry again
+// (same arguments, environment and Node flags, plus an IPC channel and the workerEnv marker), and
+// runCli comes here instead of serving. It reads the same configuration, runs the proxy
 // listeners only (SO_REUSEPORT: every worker holds the same ports), and applies the tables the
 // control process sends. It never reads a registry or serves the admin.
 //
@@ -125,13 +126,17 @@ async function pump(): Promise<void> {
   }
 }
 
-process.on('message', (m: ToWorker) => {
-  queue.push(m);
-  void pump();
-});
-// The control process went away: nobody will send tables or restart us; finish and leave.
-process.on('disconnect', () => void drain(Math.min(server?.config.shutdownWaitMs ?? 0, 5_000)));
-// Ctrl-C reaches the whole process group; the control process orchestrates the drain.
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => void drain(server?.config.shutdownWaitMs ?? 0));
-send({ t: 'hello', pid: process.pid });
+/** Runs this process as a worker; it ends by process.exit (drained, or its control gone). */
+export function runWorker(): Promise<never> {
+  process.on('message', (m: ToWorker) => {
+    queue.push(m);
+    void pump();
+  });
+  // The control process went away: nobody will send tables or restart us; finish and leave.
+  process.on('disconnect', () => void drain(Math.min(server?.config.shutdownWaitMs ?? 0, 5_000)));
+  // Ctrl-C reaches the whole process group; the control process orchestrates the drain.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void drain(server?.config.shutdownWaitMs ?? 0));
+  send({ t: 'hello', pid: process.pid });
+  return new Promise<never>(() => {});
+}
