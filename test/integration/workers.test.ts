@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 import type { StatusJson } from '../../lib/admin/status-json.ts';
 import { type RegistryContent, registryYaml } from './helpers/cairn.ts';
 import { startUpstream, type Upstream } from './helpers/upstream.ts';
+import { type EchoUpstream, echoUpstream } from './tcp-helpers.ts';
+import { freePort } from '../support/servers.ts';
+import net from 'node:net';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'lib', 'cli', 'main.ts');
@@ -154,6 +157,8 @@ describe('--workers 2 (control process and two workers)', function () {
   let registry: string;
   let a: Upstream;
   let b: Upstream;
+  let echo: EchoUpstream;
+  let tcpPort: number;
   let cluster: Cluster;
   let onlyA: RegistryContent;
 
@@ -162,19 +167,28 @@ describe('--workers 2 (control process and two workers)', function () {
     registry = join(dir, 'routes.yaml');
     a = await startUpstream('a');
     b = await startUpstream('b');
+    echo = await echoUpstream('echo');
+    tcpPort = await freePort();
     onlyA = {
       services: [
         { name: 'a', instances: [{ id: 'a1', address: '127.0.0.1', port: a.port, tags: ['urlprefix-/a'] }] },
+        {
+          name: 'echo',
+          instances: [
+            { id: 'e1', address: '127.0.0.1', port: echo.port, tags: [`urlprefix-:${tcpPort} proto=tcp`] },
+          ],
+        },
       ],
     };
     await writeRegistry(registry, onlyA);
-    cluster = await startCluster(registry);
+    cluster = await startCluster(registry, ['--listen', `127.0.0.1:${tcpPort};proto=tcp`]);
   });
 
   after(async () => {
     await stopCluster(cluster);
     await a.close();
     await b.close();
+    await echo.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -206,7 +220,7 @@ describe('--workers 2 (control process and two workers)', function () {
     expect(await metric(cluster, 'cairn_requests_total{route="/a",service="a",code="2xx"}')).to.equal(n);
     expect(await metric(cluster, 'cairn_request_duration_seconds_count{route="/a",service="a"}')).to.equal(n);
     expect(await metric(cluster, 'cairn_workers')).to.equal(2);
-    expect(await metric(cluster, 'cairn_routes')).to.equal(1);
+    expect(await metric(cluster, 'cairn_routes')).to.equal(2);
     // The live columns of /api/routes add the workers up too.
     // (the rates and percentiles cover the control's last tick, a second at most behind).
     const row = await until('/api/routes live stats', 5_000, async () => {
@@ -219,6 +233,34 @@ describe('--workers 2 (control process and two workers)', function () {
     });
     expect(row.stats.requests_total).to.equal(n);
     expect(row.stats.req_per_sec_1m).to.be.greaterThan(0);
+  });
+
+  it('TCP listeners run in the workers too', async () => {
+    const before = (await status(cluster)).workers?.map((w) => w.requests) ?? [];
+    const n = 20;
+    const replies = await Promise.all(
+      Array.from(
+        { length: n },
+        (_, i) =>
+          new Promise<string>((resolve, reject) => {
+            const s = net.connect(tcpPort, '127.0.0.1', () => s.end(`ping ${i}`));
+            let got = '';
+            s.setEncoding('utf8').on('data', (d: string) => (got += d));
+            s.on('close', () => resolve(got));
+            s.on('error', reject);
+          }),
+      ),
+    );
+    expect(replies).to.deep.equal(Array.from({ length: n }, (_, i) => `ping ${i}`));
+    // Connections count as the TCP route's traffic, reported by whichever worker took them.
+    await until('both workers reporting the connections', 5_000, async () => {
+      const now = (await status(cluster)).workers?.map((w) => w.requests) ?? [];
+      const added = now.map((x, i) => x - (before[i] ?? 0));
+      return added.reduce((x, y) => x + y, 0) === n ? true : undefined;
+    });
+    expect(await metric(cluster, `cairn_tcp_connections_total{route=":${tcpPort}",service="echo"}`)).to.equal(
+      n,
+    );
   });
 
   it('a registry change reaches both workers within 1 s', async () => {
