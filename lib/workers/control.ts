@@ -55,6 +55,15 @@ interface CurrentTable {
   readonly version: string;
   readonly inputs: string;
   readonly sentAt: number;
+  readonly serialiseMs: number;
+}
+
+/** A broadcast table until every worker has it: for one log line with the slowest worker's time. */
+interface Rollout {
+  readonly table: CurrentTable;
+  readonly waiting: Set<number>;
+  slowestMs: number;
+  slowestRebuildMs: number;
 }
 
 export class WorkerPool implements ClusterView {
@@ -63,6 +72,7 @@ export class WorkerPool implements ClusterView {
   private readonly slots: Slot[] = [];
   private ports: number[] = [];
   private table: CurrentTable | undefined;
+  private rollout: Rollout | undefined;
   private stopping = false;
   private nextReq = 1;
   private readonly pendingMetrics = new Map<number, (m: unknown[]) => void>();
@@ -260,6 +270,7 @@ export class WorkerPool implements ClusterView {
         slot.tableVersion = m.version;
         const ms = Date.now() - m.sentAt;
         this.applyMs.set(slot.id, ms);
+        this.rolledOut(slot, m.version, ms, m.applyMs);
         this.server.logger.debug(
           { worker: slot.id, version: m.version, applyMs: m.applyMs, totalMs: ms },
           'worker: table applied',
@@ -321,6 +332,26 @@ export class WorkerPool implements ClusterView {
     }, slot.delayMs);
   }
 
+  private rolledOut(slot: Slot, version: string, ms: number, rebuildMs: number): void {
+    const r = this.rollout;
+    if (r === undefined || r.table.version !== version) return;
+    r.waiting.delete(slot.id);
+    r.slowestMs = Math.max(r.slowestMs, ms);
+    r.slowestRebuildMs = Math.max(r.slowestRebuildMs, rebuildMs);
+    if (r.waiting.size > 0) return;
+    this.rollout = undefined;
+    this.server.logger.info(
+      {
+        version,
+        serialiseMs: round(r.table.serialiseMs),
+        slowestWorkerMs: r.slowestMs,
+        slowestRebuildMs: round(r.slowestRebuildMs),
+        bytes: r.table.inputs.length,
+      },
+      'workers: every worker runs the new table',
+    );
+  }
+
   private sumOpen(): void {
     this.open.clear();
     for (const s of this.slots) for (const [k, n] of s.open) this.open.set(k, (this.open.get(k) ?? 0) + n);
@@ -328,10 +359,13 @@ export class WorkerPool implements ClusterView {
 
   private currentTable(): CurrentTable {
     const c = this.server.controller;
+    const t0 = performance.now();
+    const inputs = serialiseInputs(mergedInputs(c.registryInfos()));
     return {
       version: c.current.table.version,
-      inputs: serialiseInputs(mergedInputs(c.registryInfos())),
+      inputs,
       sentAt: Date.now(),
+      serialiseMs: performance.now() - t0,
     };
   }
 
@@ -340,9 +374,13 @@ export class WorkerPool implements ClusterView {
     if (this.slots.length === 0) return;
     const t = this.currentTable();
     this.table = t;
+    const waiting = new Set<number>();
     for (const s of this.slots) {
-      if (s.ready) this.sendTo(s, { t: 'table', version: t.version, inputs: t.inputs, sentAt: t.sentAt });
+      if (!s.ready) continue;
+      waiting.add(s.id);
+      this.sendTo(s, { t: 'table', version: t.version, inputs: t.inputs, sentAt: t.sentAt });
     }
+    this.rollout = { table: t, waiting, slowestMs: 0, slowestRebuildMs: 0 };
   }
 
   private askMetrics(slot: Slot): Promise<unknown[]> {
@@ -369,6 +407,10 @@ export class WorkerPool implements ClusterView {
         this.server.logger.warn({ worker: slot.id, error: err.message }, 'worker: IPC send failed');
     });
   }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 /**
