@@ -140,9 +140,13 @@ export class WorkerPool implements ClusterView {
 
   /** The proxy addresses, as `cairn started` logs them. */
   addresses(): string[] {
-    return this.server.config.listen.map(
-      (spec, i) => `${spec.address === '' ? '::' : spec.address}:${this.ports[i] ?? spec.port}`,
-    );
+    const out: string[] = [];
+    this.server.config.listen.forEach((spec, i) => {
+      // tcp-dynamic listeners follow the table (their own log lines), as in a single process.
+      if (spec.proto === 'tcp-dynamic') return;
+      out.push(`${spec.address === '' ? '::' : spec.address}:${this.ports[i] ?? spec.port}`);
+    });
+    return out;
   }
 
   workers(): WorkerJson[] {
