@@ -32,6 +32,16 @@ export interface TelemetryHost {
   clientConnections(): number;
 }
 
+/** Control process of `--workers`: the workers' per-target state, summed (lib/workers/control.ts). */
+export interface WorkerTraffic {
+  /** Open requests/connections by `route source \0 target key`. */
+  readonly open: ReadonlyMap<string, number>;
+  /** Per target key: how many workers do not send it traffic (passive health is per worker). */
+  readonly ejected: ReadonlyMap<string, number>;
+  /** Workers accepting traffic. */
+  readonly listening: number;
+}
+
 /** A target's health as the UI shows it. */
 export type HealthName = 'passing' | 'warning' | 'ejected' | 'draining';
 
@@ -83,7 +93,7 @@ export class Telemetry {
    * Control process of `--workers`: traffic arrives from the workers (Traffic.absorb) and what is
    * open per target is theirs, summed (by `route source \0 target key`), not this process's.
    */
-  fromWorkers: { readonly open: ReadonlyMap<string, number> } | undefined;
+  fromWorkers: WorkerTraffic | undefined;
 
   constructor(host: TelemetryHost) {
     this.host = host;
@@ -170,6 +180,15 @@ export class Telemetry {
   targetHealth(t: RouteTarget): TargetHealthInfo {
     if (this.host.isDraining) return { health: 'draining', reason: 'Cairn is shutting down' };
     const h = this.host.health;
+    const workers = this.fromWorkers;
+    if (workers !== undefined) {
+      const n = workers.ejected.get(t.key) ?? 0;
+      if (n > 0)
+        return {
+          health: 'ejected',
+          reason: `ejected (consecutive failures or failing check) in ${n} of ${workers.listening} workers`,
+        };
+    }
     if (h.isEjected(t.key))
       return { health: 'ejected', reason: 'passively ejected after consecutive failures' };
     if (!h.isAvailable(t.key)) return { health: 'ejected', reason: 'active health check failing' };

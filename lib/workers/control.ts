@@ -49,6 +49,8 @@ interface Slot {
   requests: number;
   /** Latest report of what is open per target. */
   open: ReadonlyMap<string, number>;
+  /** Latest report of the targets it does not send traffic to. */
+  ejected: readonly string[];
 }
 
 interface CurrentTable {
@@ -79,6 +81,8 @@ export class WorkerPool implements ClusterView {
   private readonly poolMetrics: PoolMetrics;
   /** Open counts summed over the workers, for the control's telemetry. */
   readonly open = new Map<string, number>();
+  /** Per target key: how many workers have it ejected. */
+  readonly ejected = new Map<string, number>();
   private startWaiters: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Last IPC+apply time of a table, per worker id (ms), for logs and tests. */
   readonly applyMs = new Map<number, number>();
@@ -113,6 +117,7 @@ export class WorkerPool implements ClusterView {
           delayMs: backoff.minMs,
           timer: undefined,
           open: new Map(),
+          ejected: [],
           requests: 0,
         };
         this.slots.push(slot);
@@ -298,6 +303,7 @@ export class WorkerPool implements ClusterView {
           slot.requests += c.requests;
         }
         slot.open = new Map(m.open);
+        slot.ejected = m.ejected;
         this.sumOpen();
         return;
       }
@@ -309,6 +315,7 @@ export class WorkerPool implements ClusterView {
     slot.child = undefined;
     slot.ready = false;
     slot.open = new Map();
+    slot.ejected = [];
     this.sumOpen();
     if (this.stopping) {
       slot.state = 'stopped';
@@ -356,9 +363,20 @@ export class WorkerPool implements ClusterView {
     );
   }
 
+  /** Workers accepting traffic now. */
+  get listening(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.state === 'listening') n++;
+    return n;
+  }
+
   private sumOpen(): void {
     this.open.clear();
-    for (const s of this.slots) for (const [k, n] of s.open) this.open.set(k, (this.open.get(k) ?? 0) + n);
+    this.ejected.clear();
+    for (const s of this.slots) {
+      for (const [k, n] of s.open) this.open.set(k, (this.open.get(k) ?? 0) + n);
+      for (const k of s.ejected) this.ejected.set(k, (this.ejected.get(k) ?? 0) + 1);
+    }
   }
 
   private currentTable(): CurrentTable {
@@ -470,7 +488,7 @@ export async function runControl(config: CairnConfig): Promise<void> {
   const pool = new WorkerPool(server, config.workers);
   box.pool = pool;
   server.cluster = pool;
-  server.telemetry.fromWorkers = { open: pool.open };
+  server.telemetry.fromWorkers = pool;
   try {
     await server.start();
     await pool.start();

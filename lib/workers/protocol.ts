@@ -30,9 +30,11 @@ export type FromWorker =
   | { readonly t: 'applied'; readonly version: string; readonly applyMs: number; readonly sentAt: number }
   | { readonly t: 'table-error'; readonly expected: string; readonly got: string }
   | { readonly t: 'metrics'; readonly req: number; readonly metrics: unknown[] }
-  /** Once a second: traffic deltas and what is open per target right now. */
+  /** Once a second (always: open counts and ejections may have dropped to none): traffic deltas and per-target state. */
   | {
       readonly t: 'stats';
       readonly cells: readonly CellDelta[];
       readonly open: readonly (readonly [string, number])[];
+      /** Target keys this worker does not send traffic to now (passively ejected, check failing). */
+      readonly ejected: readonly string[];
     };

@@ -23,7 +23,7 @@ export class StatsReporter {
     this.telemetry = telemetry;
   }
 
-  report(): { cells: CellDelta[]; open: [string, number][] } {
+  report(): { cells: CellDelta[]; open: [string, number][]; ejected: string[] } {
     const traffic = this.telemetry.traffic;
     const cells: CellDelta[] = [];
     for (const cell of traffic.cells()) {
@@ -48,13 +48,15 @@ export class StatsReporter {
       s.latencies = w.latencyTotal;
     }
     const open: [string, number][] = [];
+    const ejected = new Set<string>();
     const openOf = this.telemetry.openCounts();
     for (const r of this.telemetry.tableRoutes()) {
       for (const t of r.targets) {
         const n = openOf(r, t);
         if (n > 0) open.push([`${r.src}\u0000${t.key}`, n]);
+        if (this.telemetry.targetHealth(t).health === 'ejected') ejected.add(t.key);
       }
     }
-    return { cells, open };
+    return { cells, open, ejected: [...ejected] };
   }
 }

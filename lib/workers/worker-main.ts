@@ -50,7 +50,7 @@ async function init(id: number, ports: readonly number[]): Promise<void> {
   setInterval(() => {
     if (reporter === undefined || stopping) return;
     const r = reporter.report();
-    if (r.cells.length > 0 || r.open.length > 0) send({ t: 'stats', cells: r.cells, open: r.open });
+    send({ t: 'stats', cells: r.cells, open: r.open, ejected: r.ejected });
   }, 1000).unref();
 }
 

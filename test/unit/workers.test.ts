@@ -159,6 +159,7 @@ describe('workers: live stats round trip', () => {
       traffic: workerTraffic,
       openCounts: () => () => 2,
       tableRoutes: () => t.routes,
+      targetHealth: () => ({ health: 'ejected' }),
     } as unknown as Telemetry;
     const reporter = new StatsReporter(telemetry);
     for (let i = 1; i <= 10; i++) workerTraffic.onResponse(route, target, i === 10 ? 502 : 200, i);
@@ -168,6 +169,7 @@ describe('workers: live stats round trip', () => {
     control.bind(t);
     const first = reporter.report();
     expect(first.open).to.deep.equal([[`/api\u0000${target.key}`, 2]]);
+    expect(first.ejected).to.deep.equal([target.key]);
     for (const c of first.cells) control.absorb(c.key, c.requests, c.errors5xx, c.connectErrors, c.latencies);
     // Nothing new: the next report is empty, nothing counted twice.
     expect(reporter.report().cells).to.deep.equal([]);
