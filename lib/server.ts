@@ -220,6 +220,14 @@ export class CairnServer {
     // Pools of targets that left are closed once their in-flight requests finish.
     this.upstreams.retain(live);
     this.health.retainOnly(new Set(live.map((t) => t.key)));
+    // Workers run the control's tables: it logs the swap and the problems once for the pool.
+    if (this.mode === 'worker') {
+      this.logger.debug(
+        { version: e.current.version, routes: e.current.routes.length },
+        'routing table swapped',
+      );
+      return;
+    }
     this.logger.info(
       { version: e.current.version, routes: e.current.routes.length, problems: e.current.problems.length },
       'routing table swapped',
