@@ -317,6 +317,7 @@ export class WorkerPool implements ClusterView {
     slot.open = new Map();
     slot.ejected = [];
     this.sumOpen();
+    if (this.rollout?.waiting.delete(slot.id) === true && this.rollout.slowestMs > 0) this.finishRollout();
     if (this.stopping) {
       slot.state = 'stopped';
       return;
@@ -349,7 +350,14 @@ export class WorkerPool implements ClusterView {
     r.waiting.delete(slot.id);
     r.slowestMs = Math.max(r.slowestMs, ms);
     r.slowestRebuildMs = Math.max(r.slowestRebuildMs, rebuildMs);
-    if (r.waiting.size > 0) return;
+    this.finishRollout();
+  }
+
+  /** One line once no worker is still waiting for the table (a worker that died no longer counts). */
+  private finishRollout(): void {
+    const r = this.rollout;
+    if (r === undefined || r.waiting.size > 0) return;
+    const version = r.table.version;
     this.rollout = undefined;
     this.server.logger.info(
       {
