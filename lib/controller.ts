@@ -85,6 +85,17 @@ export class Controller {
     return this.swaps;
   }
 
+  /**
+   * Swaps in a table built elsewhere (a worker process gets its tables from the control process,
+   * which runs the registries). Same swap event as a rebuild.
+   */
+  install(table: RouteTable): void {
+    const previous = this.runtime.table;
+    this.runtime = new TableRuntime(table, this.opts.strategy, this.opts.health);
+    this.swaps++;
+    this.opts.onSwap?.({ previous, current: table });
+  }
+
   registry(name: string): RegistryInfo {
     let r = this.registries.get(name);
     if (r === undefined) {

@@ -25,6 +25,8 @@ import { createRegistry } from './registries.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 import { TcpEngine } from './proxy/tcp/engine.ts';
 import { Telemetry } from './stats/telemetry.ts';
+import { listenOn } from './workers/listen.ts';
+import type { ClusterView } from './workers/view.ts';
 
 export class StartupError extends Error {}
 
@@ -40,6 +42,14 @@ export interface ServerDeps {
   readonly logger?: Logger;
   /** Where the access log goes (default stdout). */
   readonly accessLogOut?: NodeJS.WritableStream;
+  /**
+   * `single` (default): everything in this process. With `--workers N` (N > 1) the CLI's process
+   * is the `control` (registries, table builds, admin; no proxy listeners) and N `worker`
+   * processes run the listeners on tables they get from it (lib/workers/).
+   */
+  readonly mode?: 'single' | 'control' | 'worker';
+  /** Control mode: drain the workers (their listeners are the data plane). */
+  readonly drainListeners?: (waitMs: number) => Promise<void>;
 }
 
 export class CairnServer {
@@ -60,9 +70,15 @@ export class CairnServer {
   private demo: Demo | undefined;
   private draining = false;
   private readonly accessLog: AccessLog | undefined;
+  readonly mode: 'single' | 'control' | 'worker';
+  private readonly drainListeners: ((waitMs: number) => Promise<void>) | undefined;
+  /** Control mode: the worker pool, for the admin's status and metrics. */
+  cluster: ClusterView | undefined;
 
   constructor(config: CairnConfig, deps: ServerDeps = {}) {
     this.config = config;
+    this.mode = deps.mode ?? 'single';
+    this.drainListeners = deps.drainListeners;
     this.logger = deps.logger ?? createLogger(config.logLevel);
     this.health = new TargetHealth({
       maxFailures: config.ejectAfter,
@@ -140,10 +156,11 @@ export class CairnServer {
   async start(): Promise<void> {
     const adminProblem = adminStartupProblem(this.config);
     if (adminProblem !== undefined) throw new StartupError(adminProblem);
-    if (this.config.workers > 1) {
-      throw new StartupError(
-        '--workers: cluster mode is not available in this version yet (use --workers 1)',
-      );
+    if (this.mode === 'worker') {
+      // Tables come from the control process (installTable), the first one before this call.
+      for (const spec of this.config.listen) await this.listen(spec);
+      this.telemetry.start();
+      return;
     }
     let specs = this.config.registries;
     if (this.config.demo) {
@@ -172,14 +189,16 @@ export class CairnServer {
     }
     // Let the first snapshots land before traffic arrives.
     this.controller.rebuild();
-    for (const spec of this.config.listen) await this.listen(spec);
+    if (this.mode === 'single') for (const spec of this.config.listen) await this.listen(spec);
     this.telemetry.start();
     this.admin = new AdminServer(this);
     await this.admin.listen(this.config.admin.address, this.config.admin.port);
-    this.logger.info(
-      { listen: this.addresses().map((a) => `${a.address}:${a.port}`), admin: this.adminAddress() },
-      'cairn started',
-    );
+    // The control process logs its start once its workers listen.
+    if (this.mode === 'single')
+      this.logger.info(
+        { listen: this.addresses().map((a) => `${a.address}:${a.port}`), admin: this.adminAddress() },
+        'cairn started',
+      );
   }
 
   private onRegistryState(state: RegistryState): void {
@@ -201,6 +220,14 @@ export class CairnServer {
     // Pools of targets that left are closed once their in-flight requests finish.
     this.upstreams.retain(live);
     this.health.retainOnly(new Set(live.map((t) => t.key)));
+    // Workers run the control's tables: it logs the swap and the problems once for the pool.
+    if (this.mode === 'worker') {
+      this.logger.debug(
+        { version: e.current.version, routes: e.current.routes.length },
+        'routing table swapped',
+      );
+      return;
+    }
     this.logger.info(
       { version: e.current.version, routes: e.current.routes.length, problems: e.current.problems.length },
       'routing table swapped',
@@ -272,7 +299,7 @@ export class CairnServer {
           ),
         ),
       );
-      server.listen(spec.port, spec.address === '' ? undefined : spec.address, () => resolve());
+      listenOn(server, spec.port, spec.address === '' ? undefined : spec.address, () => resolve());
     });
     this.listeners.push({ spec, server, sockets, ...(lean !== undefined ? { lean } : {}) });
   }
@@ -364,6 +391,7 @@ export class CairnServer {
       await Promise.race([Promise.all(selfRegistered.map((r) => r.deregisterSelf())), sleep(2_000)]);
       await sleep(Math.min(2_000, waitMs / 4));
     }
+    if (this.drainListeners !== undefined) await this.drainListeners(waitMs);
     const closed = this.listeners.map(
       (l) => new Promise<void>((resolve) => (l.server as http.Server).close(() => resolve())),
     );
@@ -402,6 +430,10 @@ export class CairnServer {
 
 /** The CLI's serve mode: start, log, stop on SIGTERM/SIGINT. */
 export async function runServer(config: CairnConfig): Promise<void> {
+  if (config.workers > 1) {
+    const { runControl } = await import('./workers/control.ts');
+    return runControl(config);
+  }
   let server: CairnServer;
   try {
     server = new CairnServer(config);

@@ -108,6 +108,10 @@ export class AdminServer {
         if (this.cairn.isDraining) return body(res, 503, 'draining\n');
         return body(res, 200, 'OK\n');
       case '/metrics': {
+        if (this.cairn.cluster !== undefined) {
+          const merged = await this.cairn.cluster.metrics();
+          return body(res, 200, merged.text, merged.contentType);
+        }
         const m = this.cairn.telemetry.metrics;
         return body(res, 200, await m.exposition(), m.contentType);
       }

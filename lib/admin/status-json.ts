@@ -4,6 +4,7 @@
 import type { ExcludedInstance, Problem } from '../../routing/types.ts';
 import type { CairnServer } from '../server.ts';
 import type { DrainingTarget } from '../stats/telemetry.ts';
+import type { WorkerJson } from '../workers/view.ts';
 
 export interface RegistryJson {
   readonly name: string;
@@ -35,6 +36,8 @@ export interface StatusJson {
   readonly admin: { readonly readonly: boolean; readonly token_required: boolean };
   /** Per-request metrics and live traffic are recorded (`--metrics`). */
   readonly metrics: boolean;
+  /** `--workers N` (N > 1): the worker processes that serve the traffic; absent with one process. */
+  readonly workers?: readonly WorkerJson[];
 }
 
 export function statusJson(cairn: CairnServer, manualStore: string, admin: StatusJson['admin']): StatusJson {
@@ -60,5 +63,6 @@ export function statusJson(cairn: CairnServer, manualStore: string, admin: Statu
     manual_store: manualStore,
     admin,
     metrics: telemetry.recording,
+    ...(cairn.cluster !== undefined ? { workers: cairn.cluster.workers() } : {}),
   };
 }

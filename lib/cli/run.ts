@@ -14,6 +14,7 @@ import { createRegistry } from '../registries.ts';
 import { isRegisterCommand, registerCommand } from '../register/cli.ts';
 import { formatProblemLine } from './format.ts';
 import { commandOf, commandUsage, isCommandName, usage } from './usage.ts';
+import { isWorkerProcess } from '../workers/role.ts';
 import { packageVersion } from './version.ts';
 
 export interface CliIo {
@@ -30,6 +31,11 @@ const defaultIo: CliIo = {
 
 /** Runs `cairn <args>`; resolves to the exit code. */
 export async function runCli(args: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  // `--workers N`: the control process starts this same entry again as each worker.
+  if (isWorkerProcess()) {
+    const { runWorker } = await import('../workers/worker-main.ts');
+    return runWorker();
+  }
   // `register` has flags of its own (--service, --tag, ...), so it parses its arguments itself.
   if (isRegisterCommand(args)) return registerCommand(args, io);
   const loaded = loadConfig(args, io.env);

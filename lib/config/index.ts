@@ -290,7 +290,8 @@ function load(
     ),
     healthStatus: one('health-status', ['passing'], parseHealthStatus),
     globMatching: one('glob-matching', true, parseBoolean),
-    workers: one('workers', 1, (s) =>
+    // One worker per CPU by default; with one CPU that is the single-process mode.
+    workers: one('workers', availableParallelism(), (s) =>
       s.trim() === 'auto' ? { value: availableParallelism() } : parseInteger(s, 1, 1024, 'auto or a number'),
     ),
     logLevel: one('log-level', 'info', (s) => parseChoice(s, logLevels)),

@@ -84,8 +84,8 @@ export const configKeys: readonly ConfigKey[] = [
     name: 'workers',
     type: 'string',
     value: 'N|auto',
-    default: '1',
-    help: 'worker processes (cluster mode; only 1 in this version)',
+    default: 'auto',
+    help: 'proxy worker processes sharing the ports (auto: one per CPU; 1: a single process)',
   },
   {
     name: 'log-level',

@@ -56,6 +56,11 @@ function defaultMetricsRegistry(): Registry {
   return processRegistry;
 }
 
+/** prom-client's default metrics of this process, in the text format. */
+export function processExposition(): Promise<string> {
+  return defaultMetricsRegistry().metrics();
+}
+
 export class CairnMetrics {
   readonly registry = new Registry();
   private readonly swaps: Counter;

@@ -51,6 +51,20 @@ export class LiveWindow {
     this.latencyCount++;
   }
 
+  /** Latency samples recorded since the window was created. */
+  get latencyTotal(): number {
+    return this.latencyCount;
+  }
+
+  /**
+   * Worker processes (`--workers`): the samples recorded after the first `since` ones (at most a
+   * ring's worth, oldest first), appended to `out`. The control process re-records them.
+   */
+  latenciesSince(since: number, out: number[]): void {
+    const from = Math.max(since, this.latencyCount - latencySamples);
+    for (let n = from; n < this.latencyCount; n++) out.push(this.latency[n & (latencySamples - 1)] as number);
+  }
+
   /** Once a second: the counters' current values become the newest sample. */
   sample(requests: number, errors5xx: number, connectErrors: number): void {
     this.ticks++;

@@ -32,6 +32,16 @@ export interface TelemetryHost {
   clientConnections(): number;
 }
 
+/** Control process of `--workers`: the workers' per-target state, summed (lib/workers/control.ts). */
+export interface WorkerTraffic {
+  /** Open requests/connections by `route source \0 target key`. */
+  readonly open: ReadonlyMap<string, number>;
+  /** Per target key: how many workers do not send it traffic (passive health is per worker). */
+  readonly ejected: ReadonlyMap<string, number>;
+  /** Workers accepting traffic. */
+  readonly listening: number;
+}
+
 /** A target's health as the UI shows it. */
 export type HealthName = 'passing' | 'warning' | 'ejected' | 'draining';
 
@@ -79,6 +89,11 @@ export class Telemetry {
   /** Targets that left in a swap, by key, until they have nothing in flight. */
   private readonly leaving = new Map<string, { service: string; dst: string }>();
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Control process of `--workers`: traffic arrives from the workers (Traffic.absorb) and what is
+   * open per target is theirs, summed (by `route source \0 target key`), not this process's.
+   */
+  fromWorkers: WorkerTraffic | undefined;
 
   constructor(host: TelemetryHost) {
     this.host = host;
@@ -165,6 +180,15 @@ export class Telemetry {
   targetHealth(t: RouteTarget): TargetHealthInfo {
     if (this.host.isDraining) return { health: 'draining', reason: 'Cairn is shutting down' };
     const h = this.host.health;
+    const workers = this.fromWorkers;
+    if (workers !== undefined) {
+      const n = workers.ejected.get(t.key) ?? 0;
+      if (n > 0)
+        return {
+          health: 'ejected',
+          reason: `ejected (consecutive failures or failing check) in ${n} of ${workers.listening} workers`,
+        };
+    }
     if (h.isEjected(t.key))
       return { health: 'ejected', reason: 'passively ejected after consecutive failures' };
     if (!h.isAvailable(t.key)) return { health: 'ejected', reason: 'active health check failing' };
@@ -187,11 +211,18 @@ export class Telemetry {
 
   /** Open requests (HTTP: in flight to the target) or connections (TCP) of a target, by route. */
   openCounts(): (route: Route, t: RouteTarget) => number {
+    const external = this.fromWorkers;
+    if (external !== undefined) return (route, t) => external.open.get(`${route.src}\u0000${t.key}`) ?? 0;
     const tcp = new Map<string, number>();
     for (const s of this.host.tcp.stats.targets()) tcp.set(`${s.route}\u0000${s.key}`, s.counters.open);
     const h = this.host.health;
     return (route, t) =>
       isTcpProto(route.proto) ? (tcp.get(`${route.src}\u0000${t.key}`) ?? 0) : h.inFlight(t.key);
+  }
+
+  /** Routes of the live table. */
+  tableRoutes(): readonly Route[] {
+    return this.host.controller.current.table.routes;
   }
 
   draining(): DrainingTarget[] {
@@ -208,7 +239,7 @@ export class Telemetry {
   }
 
   private tick(): void {
-    this.traffic.tick(this.host.tcp.stats);
+    this.traffic.tick(this.fromWorkers === undefined ? this.host.tcp.stats : undefined);
     this.emit({ type: 'tick', at: Date.now() });
   }
 

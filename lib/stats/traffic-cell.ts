@@ -98,6 +98,24 @@ export class TrafficCell implements CellLabels {
     this.window?.sample(this.requests, this.errors5xx, this.connectErrors);
   }
 
+  /**
+   * Control process of `--workers`: traffic a worker recorded on its copy of this cell. Only what
+   * the live window reads (Prometheus series are summed from the workers' own metrics instead).
+   */
+  absorb(
+    requests: number,
+    errors5xx: number,
+    connectErrors: number,
+    latencies: readonly number[],
+    second: number,
+  ): void {
+    const w = this.window ?? this.openWindow();
+    this.requests += requests;
+    this.byClass[5] = (this.byClass[5] as number) + errors5xx;
+    this.upstreamErrors[0] = (this.upstreamErrors[0] as number) + connectErrors;
+    for (const ms of latencies) w.recordLatency(ms, second);
+  }
+
   /** TCP cells: the engine's counters are the source of truth; copy them at the tick. */
   syncTcp(connections: number, connectErrors: number): void {
     if (this.window === undefined && connections === this.requests && connectErrors === this.connectErrors)

@@ -124,6 +124,26 @@ export class Traffic {
     yield this.noRoute;
   }
 
+  /** The key of a cell in `live` ('' for the no-route cell): how workers and control name cells. */
+  keyOf(cell: TrafficCell): string {
+    if (cell === this.noRoute) return '';
+    return cell.target === '' ? `${cell.route}\u0000\u0000${cell.service}` : `${cell.route}\u0000${cell.key}`;
+  }
+
+  /** Control process of `--workers`: a worker's traffic on a cell of the live table. */
+  absorb(
+    key: string,
+    requests: number,
+    errors5xx: number,
+    connectErrors: number,
+    latencies: readonly number[],
+  ): void {
+    const cell = key === '' ? this.noRoute : this.live.get(key);
+    // A cell of a table that is gone here already (the report crossed a swap): nothing to show it on.
+    if (cell === undefined) return;
+    cell.absorb(requests, errors5xx, connectErrors, latencies, this.second);
+  }
+
   /** Once a second: TCP counters are copied in, every live window takes a sample. */
   tick(tcp?: TcpCounterSource): void {
     this.second++;

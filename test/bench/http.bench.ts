@@ -345,6 +345,9 @@ function startCairn(
     `127.0.0.1:${adminPort}`,
     '--registry',
     `file:${routes}`,
+    // One process: the figures are per proxy process (the default is one worker per CPU).
+    '--workers',
+    '1',
     ...extra,
   ];
   // The access log (stdout) goes to /dev/null: the figure is the cost of producing it.

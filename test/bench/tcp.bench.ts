@@ -253,6 +253,9 @@ async function main(): Promise<number> {
         `127.0.0.1:${cairnAdmin}`,
         '--registry',
         `file:${routes}`,
+        // One process: the figures are per proxy process (the default is one worker per CPU).
+        '--workers',
+        '1',
       ],
       { stdout: openSync('/dev/null', 'w'), stderr: openSync(cErr, 'w'), cwd: repoRoot },
     );

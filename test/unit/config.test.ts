@@ -2,6 +2,7 @@
 // one-line errors, fabio's listener strings, registry specs and durations.
 
 import { expect } from 'chai';
+import { availableParallelism } from 'node:os';
 import {
   type CairnConfig,
   type ConfigResult,
@@ -57,7 +58,8 @@ describe('config: defaults', () => {
     expect(c.tagPrefix).to.equal('urlprefix-');
     expect(c.healthStatus).to.deep.equal(['passing']);
     expect(c.globMatching).to.equal(true);
-    expect(c.workers).to.equal(1);
+    // Default `auto`: one worker process per CPU.
+    expect(c.workers).to.equal(availableParallelism());
     expect(c.logLevel).to.equal('info');
     expect(c.accessLog).to.equal('off');
     expect(c.shutdownWaitMs).to.equal(10_000);

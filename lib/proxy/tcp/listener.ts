@@ -23,6 +23,7 @@ import { HELLO_ERROR, HELLO_INCOMPLETE, readClientHello } from './client-hello.t
 import type { ClientPeer, TcpForwarder, TcpSessionOptions } from './forwarder.ts';
 import { PROXY_ERROR, PROXY_INCOMPLETE, type ProxyHeader, readProxyHeader } from './proxy-protocol.ts';
 import type { TcpStats } from './stats.ts';
+import { listenOn } from '../../workers/listen.ts';
 
 export type TcpListenMode = 'tcp' | 'tcp+sni' | 'https+tcp+sni' | 'src';
 
@@ -86,7 +87,7 @@ export class TcpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.server.listen(port, host, () => {
+      listenOn(this.server, port, host, () => {
         this.server.removeListener('error', onError);
         this.port = (this.server.address() as AddressInfo).port;
         resolve();
