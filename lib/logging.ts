@@ -3,6 +3,7 @@
 // nothing on the hot path when off.
 
 import { write as writeFile, writeSync } from 'node:fs';
+import { isWorkerProcess } from './workers/role.ts';
 import { pino, type Logger } from 'pino';
 import type { AccessLogFormat, LogLevel } from './config/index.ts';
 import type { AccessLogEntry } from './proxy/http-proxy.ts';
@@ -88,25 +89,38 @@ export function accessLogSink(format: AccessLogFormat, out?: NodeJS.WritableStre
   if (out !== undefined) {
     return { write: (e) => void out.write(`${formatAccessLog(format, e)}\n`), flush: () => {} };
   }
-  const w = new BatchedWriter(1);
+  // Workers of `--workers N` share stdout with each other: keep their lines whole.
+  const w = new BatchedWriter(1, { shared: isWorkerProcess() });
   return { write: (e) => w.write(`${formatAccessLog(format, e)}\n`), flush: () => w.flushSync() };
 }
 
-/** Appends lines and writes them to a file descriptor in batches, at most one write in flight. */
+/**
+ * Appends lines and writes them to a file descriptor in batches, at most one write in flight.
+ *
+ * A write may be partial (a full pipe) or fail with EAGAIN (a non-blocking pipe): the rest is
+ * written when the descriptor takes it again, never dropped silently. With `--workers N` several
+ * processes share the descriptor; writes of at most PIPE_BUF (4 KiB) bytes to a pipe are atomic,
+ * so `shared` cuts every batch at line boundaries into such pieces and no two workers' lines mix.
+ */
 export class BatchedWriter {
   private readonly fd: number;
+  private readonly pieceBytes: number;
   private lines: string[] = [];
   private size = 0;
   private scheduled = false;
   private writing = false;
+  /** What is being written now: pieces, each written whole before the next. */
+  private pieces: Buffer[] = [];
   /** Lines dropped because the destination could not keep up (bounded memory). */
   dropped = 0;
   private static readonly maxBuffered = 16 * 1024 * 1024;
   private static readonly batchBytes = 64 * 1024;
   private static readonly maxDelayMs = 50;
+  private static readonly pipeBuf = 4096;
 
-  constructor(fd: number) {
+  constructor(fd: number, opts: { readonly shared?: boolean } = {}) {
     this.fd = fd;
+    this.pieceBytes = opts.shared === true ? BatchedWriter.pipeBuf : Infinity;
   }
 
   write(line: string): void {
@@ -126,28 +140,80 @@ export class BatchedWriter {
     }
   }
 
+  /** The buffered lines as pieces: one piece, or line-aligned pieces of at most pieceBytes. */
+  private takePieces(): Buffer[] {
+    const lines = this.lines;
+    this.lines = [];
+    this.size = 0;
+    if (this.pieceBytes === Infinity) return [Buffer.from(lines.join(''))];
+    const out: Buffer[] = [];
+    let group: string[] = [];
+    let groupBytes = 0;
+    for (const line of lines) {
+      const n = Buffer.byteLength(line);
+      if (groupBytes + n > this.pieceBytes && group.length > 0) {
+        out.push(Buffer.from(group.join('')));
+        group = [];
+        groupBytes = 0;
+      }
+      group.push(line);
+      groupBytes += n;
+    }
+    if (group.length > 0) out.push(Buffer.from(group.join('')));
+    return out;
+  }
+
   private readonly drain = (): void => {
     this.scheduled = false;
     if (this.lines.length === 0 || this.writing) return;
-    const text = this.lines.join('');
-    this.lines = [];
-    this.size = 0;
+    this.pieces = this.takePieces();
     this.writing = true;
-    writeFile(this.fd, text, () => {
+    this.writeNext();
+  };
+
+  private writeNext(): void {
+    const piece = this.pieces[0];
+    if (piece === undefined) {
       this.writing = false;
       if (this.size >= BatchedWriter.batchBytes) this.drain();
       else if (this.lines.length > 0 && !this.scheduled) {
         this.scheduled = true;
         setTimeout(this.drain, BatchedWriter.maxDelayMs).unref();
       }
+      return;
+    }
+    writeFile(this.fd, piece, 0, piece.length, null, (err, written) => {
+      if (err !== null) {
+        if (err.code === 'EAGAIN') {
+          setTimeout(() => this.writeNext(), 10).unref();
+          return;
+        }
+        // The destination is gone (EPIPE, EBADF): count what is lost and carry on.
+        this.dropped += this.pieces.length;
+        this.pieces = [];
+      } else if (written < piece.length) {
+        this.pieces[0] = piece.subarray(written);
+      } else {
+        this.pieces.shift();
+      }
+      this.writeNext();
     });
-  };
+  }
 
   flushSync(): void {
-    if (this.lines.length === 0) return;
-    const text = this.lines.join('');
-    this.lines = [];
-    this.size = 0;
-    writeSync(this.fd, text);
+    // A piece being written asynchronously right now is left to that write.
+    const inFlight = this.writing ? this.pieces.slice(0, 1) : [];
+    const pending = [...this.pieces.slice(inFlight.length), ...this.takePieces()];
+    this.pieces = inFlight;
+    for (const piece of pending) {
+      let off = 0;
+      while (off < piece.length) {
+        try {
+          off += writeSync(this.fd, piece, off, piece.length - off);
+        } catch {
+          return; // shutting down: nothing better to do than stop
+        }
+      }
+    }
   }
 }

@@ -1,6 +1,7 @@
 // Access-log formats (JSON, fabio's common/combined) and the batched stdout writer.
 
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -68,6 +69,47 @@ describe('access log', () => {
       expect(lines).to.have.length(5010);
       expect(lines[0]).to.equal('line 0');
       expect(lines[5009]).to.equal('line 5009');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps lines whole when several processes share one pipe (shared: pieces of at most 4 KiB)', function () {
+    this.timeout(20_000);
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-log-'));
+    try {
+      const script = join(dir, 'writer.ts');
+      const logging = new URL('../../lib/logging.ts', import.meta.url).href;
+      writeFileSync(
+        script,
+        [
+          `import { BatchedWriter } from ${JSON.stringify(logging)};`,
+          `const w = new BatchedWriter(1, { shared: true });`,
+          `const id = process.argv[2];`,
+          // Batches while earlier writes are still blocked on the full pipe: the shape that mixes.
+          `let i = 0;`,
+          `const t = setInterval(() => {`,
+          `  for (let k = 0; k < 500; k++, i++) w.write(\`<\${id}:\${i}:\${'x'.repeat(300)}>\\n\`);`,
+          `  if (i >= 3000) { clearInterval(t); setTimeout(() => w.flushSync(), 200); }`,
+          `}, 5);`,
+        ].join('\n'),
+      );
+      const node = process.execPath;
+      // Three writers on one pipe, read by a slow consumer so the pipe is often full (without
+      // `shared`, this run mixes about a fifth of the lines).
+      const r = spawnSync(
+        'bash',
+        [
+          '-c',
+          `("${node}" ${script} a & "${node}" ${script} b & "${node}" ${script} c & wait) | (sleep 0.3; cat)`,
+        ],
+        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      );
+      expect(r.status).to.equal(0, r.stderr);
+      const lines = r.stdout.split('\n').filter((l) => l !== '');
+      expect(lines).to.have.length(9000);
+      const bad = lines.filter((l) => !/^<[abc]:\d+:x{300}>$/.test(l));
+      expect(bad, 'interleaved lines').to.deep.equal([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
