@@ -87,6 +87,7 @@ export class CairnServer {
     this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
+      trustedProxies: config.trustedProxies,
       realms,
       ...this.telemetry.proxyHooks(),
       ...(config.norouteHtmlFile !== undefined
@@ -110,6 +111,7 @@ export class CairnServer {
     );
     this.upgrades = new UpgradeProxy(this.health, this.upstreams, {
       defaultRetries: config.retries,
+      trustedProxies: config.trustedProxies,
       decide: (url, head, tls, remote) => this.proxy.decide(url, head, tls, remote),
     });
   }

@@ -208,6 +208,27 @@ export const configKeys: readonly ConfigKey[] = [
     help: 'maximum client connections per listener; 0 = no limit',
   },
   {
+    name: 'max-header-count',
+    type: 'string',
+    value: 'N',
+    default: '100',
+    help: 'request header fields allowed (431 beyond; HAProxy allows 101)',
+  },
+  {
+    name: 'max-per-target',
+    type: 'string',
+    value: 'N',
+    default: '0',
+    help: 'concurrent upstream requests per target; beyond it 503 (or another target on retry); 0 = no limit',
+  },
+  {
+    name: 'trusted-proxies',
+    type: 'string',
+    multiple: true,
+    value: 'CIDR[,CIDR]',
+    help: 'peers whose X-Forwarded-For is believed (access rules, X-Real-Ip, client IP, access log); default none: only the socket address counts; 0.0.0.0/0,::/0 = fabio',
+  },
+  {
     name: 'consul-token',
     type: 'string',
     value: 'TOKEN',

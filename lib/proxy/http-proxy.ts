@@ -12,9 +12,9 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { isDenied } from '../../routing/access.ts';
+import { checkedForwardedFor, clientAddress, isDenied } from '../../routing/access.ts';
 import { redirectLocation } from '../../routing/redirect.ts';
-import type { Route, RouteTarget } from '../../routing/types.ts';
+import type { Cidr, Route, RouteTarget } from '../../routing/types.ts';
 import type { Controller, TableRuntime } from '../controller.ts';
 import type { TargetHealth } from '../health/target-health.ts';
 import type { BasicAuthRealm } from './basic-auth.ts';
@@ -59,6 +59,8 @@ export interface LogSource {
   readonly httpVersion: string;
   userAgent(): string;
   referer(): string;
+  /** X-Forwarded-For (several joined), read only when --trusted-proxies is set. */
+  forwardedFor(): string;
 }
 
 export interface HttpProxyOptions {
@@ -70,6 +72,11 @@ export interface HttpProxyOptions {
   readonly retryBudget: number;
   readonly requestIdHeader?: string;
   readonly clientIpHeader?: string;
+  /**
+   * `--trusted-proxies`: peers whose X-Forwarded-For entries count for access rules, X-Real-Ip,
+   * the client-IP header and the access log (routing/access.ts forwardedForStart). Empty: none.
+   */
+  readonly trustedProxies: readonly Cidr[];
   readonly localIp?: string;
   readonly accessLog?: (e: AccessLogEntry) => void;
   /** The access-log format prints User-Agent and Referer (combined); else they are not looked up. */
@@ -99,6 +106,7 @@ export const defaultHttpProxyOptions: HttpProxyOptions = {
   noRouteStatus: 404,
   defaultRetries: 2,
   retryBudget: 0.2,
+  trustedProxies: [],
 };
 
 /** What to do with a request: answer it here, or forward it. */
@@ -198,7 +206,8 @@ export class HttpProxy {
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
-      if (isDenied(o.allow, o.deny, remoteAddress, head.forwardedFor)) {
+      const xff = checkedForwardedFor(this.opts.trustedProxies, remoteAddress, head.forwardedFor);
+      if (isDenied(o.allow, o.deny, remoteAddress, xff)) {
         return reply(403, 'access denied\n', route, target);
       }
     }
@@ -295,7 +304,10 @@ export class HttpProxy {
       status,
       bytes,
       durationMs: Math.round(ms * 1000) / 1000,
-      remote: src.remote,
+      remote:
+        this.opts.trustedProxies.length === 0
+          ? src.remote
+          : clientAddress(this.opts.trustedProxies, src.remote, src.forwardedFor()),
       service: target?.service ?? '',
       upstream: target?.url.host ?? '',
       retries,
@@ -339,6 +351,10 @@ class NodeLogSource implements LogSource, LogSourceProvider {
   referer(): string {
     const v = this.req.headers.referer;
     return typeof v === 'string' ? v : '';
+  }
+
+  forwardedFor(): string {
+    return scanRequestHead(this.req.rawHeaders).forwardedFor;
   }
 
   logSource(): LogSource {

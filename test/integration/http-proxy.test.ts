@@ -121,8 +121,19 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
         `route add mock /hostcustom http://127.0.0.1:${other.port}/ opts "host=bar.com"`,
       ].join('\n'),
     };
+    // fabio believes every X-Forwarded-For entry and keeps a client's X-Real-Ip. Cairn does that
+    // only for trusted proxies (`--trusted-proxies`, default none: a client at the edge could
+    // otherwise choose its own address); with every address trusted it is fabio, which is what
+    // these vectors check. The default is tested in test/integration/trusted-proxies.test.ts.
     cairn = await startCairn(registry, {
-      args: ['--request-id-header', 'X-Request-Id', '--client-ip-header', 'X-Client-Ip'],
+      args: [
+        '--request-id-header',
+        'X-Request-Id',
+        '--client-ip-header',
+        'X-Client-Ip',
+        '--trusted-proxies',
+        '0.0.0.0/0,::/0',
+      ],
     });
   });
 

@@ -741,6 +741,10 @@ class LeanLogSource implements LogSource, LogSourceProvider {
     return headerValue(this.headers, 'referer');
   }
 
+  forwardedFor(): string {
+    return scanRequestHead(this.headers).forwardedFor;
+  }
+
   logSource(): LogSource {
     return this;
   }
