@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
 import type { RouteTarget } from '../routing/types.ts';
@@ -115,6 +116,24 @@ export class CairnServer {
       decide: (url, head, tls, remote) => this.proxy.decide(url, head, tls, remote),
     });
   }
+
+  /**
+   * node:http / http2 request listener: the header-field limit (--max-header-count, 431) for
+   * HTTP/1.x, which node:http only enforces by dropping fields silently; then the proxy.
+   */
+  private readonly handleChecked = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void => {
+    if (req.httpVersionMajor === 1 && req.rawHeaders.length > this.config.maxHeaderCount * 2) {
+      const r = res as http.ServerResponse;
+      r.shouldKeepAlive = false;
+      r.writeHead(431, { connection: 'close', 'content-length': '0' });
+      r.end();
+      return;
+    }
+    this.proxy.handle(req, res);
+  };
 
   get isDraining(): boolean {
     return this.draining;
@@ -235,6 +254,7 @@ export class CairnServer {
         headerTimeoutMs: timeouts.headersTimeout,
         idleTimeoutMs: timeouts.keepAliveTimeout,
         maxHeaderSize: c.maxHeaderSize,
+        maxHeaderCount: c.maxHeaderCount,
         requestTimeoutMs: c.requestTimeoutMs,
       });
       server = lean.server;
@@ -247,9 +267,18 @@ export class CairnServer {
           // slowloris client sit far past --client-header-timeout.
           connectionsCheckingInterval: Math.max(250, Math.min(timeouts.headersTimeout / 2, 30_000)),
         },
-        this.proxy.handle,
+        this.handleChecked,
       );
+      // node:http keeps only the first maxHeadersCount fields; one more than the limit is enough
+      // for handleChecked to see that a request went over it.
+      s.maxHeadersCount = c.maxHeaderCount + 1;
       s.on('upgrade', this.upgrades.handle);
+      // Cairn is a reverse proxy: CONNECT never opens a tunnel (node:http would just drop it).
+      s.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+        socket.end(
+          'HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+        );
+      });
       s.on('clientError', (err, socket) => {
         const code = (err as { code?: string }).code;
         if (!socket.writable) return socket.destroy();
@@ -303,7 +332,7 @@ export class CairnServer {
         maxSessionMemory: 64,
         ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
       },
-      this.proxy.handle,
+      this.handleChecked,
     );
     s.setTimeout(keepAliveTimeoutMs);
     s.on('upgrade', this.upgrades.handle);

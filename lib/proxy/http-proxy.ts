@@ -22,6 +22,7 @@ import { contentLength, Exchange } from './exchange.ts';
 import { filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
 import { type RequestHead, scanRequestHead } from './request-head.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
+import { type AbsoluteTarget, isValidHost, parseAbsoluteForm, setHostHeader } from './request-target.ts';
 import type { Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -177,15 +178,20 @@ export class HttpProxy {
     if (url.charCodeAt(0) === 0x2f /* / */) {
       [rawPath, query] = splitPathQuery(url);
     } else {
-      // absolute-form (`GET http://host/path`) from clients that think we are a forward proxy
-      const abs = parseAbsoluteForm(url);
-      if (abs === undefined) return reply(400, 'bad request target\n');
-      [rawPath, query] = splitPathQuery(abs);
+      // absolute-form (`GET http://host/path`): the target's authority is the host and Host is
+      // ignored (RFC 9112 3.2.2); the caller forwards it as Host (absoluteHost below).
+      const abs = absoluteScratch;
+      if (!parseAbsoluteForm(url, abs)) return reply(400, 'bad request target\n');
+      [rawPath, query] = abs.pathStart < url.length ? splitPathQuery(url.slice(abs.pathStart)) : ['/', ''];
+      if (rawPath === '') rawPath = '/';
+      head.host = abs.authority;
+      head.absoluteHost = true;
     }
     const path = normalizeRequestPath(rawPath);
     if (path === undefined) return reply(400, 'bad request path\n');
 
     const host = head.host;
+    if (head.hostFields > 1 || !isValidHost(host)) return reply(400, 'bad host\n');
     const runtime = this.controller.current;
     const route = runtime.table.http.lookup({ host, path, tls, forwardedProto: head.forwardedProto });
     if (route === undefined) {
@@ -262,6 +268,7 @@ export class HttpProxy {
       );
       return;
     }
+    if (head.absoluteHost) setHostHeader(req.rawHeaders, head.host);
     const x = new NodeExchange(this, d, req, res, head, tls, started);
     x.send(d.target);
   }
@@ -476,9 +483,5 @@ export function sendText(res: ClientResponse, status: number, body: string, cont
   res.end(body);
 }
 
-function parseAbsoluteForm(url: string): string | undefined {
-  const i = url.indexOf('://');
-  if (i <= 0) return undefined;
-  const slash = url.indexOf('/', i + 3);
-  return slash < 0 ? '/' : url.slice(slash);
-}
+/** parseAbsoluteForm's result; decide() is synchronous, so one object serves every request. */
+const absoluteScratch: AbsoluteTarget = { authority: '', pathStart: 0 };
