@@ -89,6 +89,7 @@ export class CairnServer {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
       trustedProxies: config.trustedProxies,
+      maxPerTarget: config.maxPerTarget,
       realms,
       ...this.telemetry.proxyHooks(),
       ...(config.norouteHtmlFile !== undefined

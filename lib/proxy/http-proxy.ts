@@ -78,6 +78,8 @@ export interface HttpProxyOptions {
    * the client-IP header and the access log (routing/access.ts forwardedForStart). Empty: none.
    */
   readonly trustedProxies: readonly Cidr[];
+  /** `--max-per-target`: concurrent upstream requests per target (503 beyond); 0 = no limit. */
+  readonly maxPerTarget: number;
   readonly localIp?: string;
   readonly accessLog?: (e: AccessLogEntry) => void;
   /** The access-log format prints User-Agent and Referer (combined); else they are not looked up. */
@@ -108,6 +110,7 @@ export const defaultHttpProxyOptions: HttpProxyOptions = {
   defaultRetries: 2,
   retryBudget: 0.2,
   trustedProxies: [],
+  maxPerTarget: 0,
 };
 
 /** What to do with a request: answer it here, or forward it. */
@@ -135,6 +138,7 @@ export interface Forward {
 
 const textPlain = 'text/plain; charset=utf-8';
 const noHeaders: readonly (readonly [string, string])[] = [];
+const retryAfter: readonly (readonly [string, string])[] = [['Retry-After', '1']];
 
 function reply(
   status: number,
@@ -207,8 +211,19 @@ export class HttpProxy {
         );
       return reply(this.opts.noRouteStatus, 'no route\n');
     }
-    const target = runtime.balancer(route)?.pick();
+    const balancer = runtime.balancer(route);
+    let target = balancer?.pick();
     if (target === undefined) return reply(503, 'no healthy target\n', route);
+    const maxPerTarget = this.opts.maxPerTarget;
+    if (maxPerTarget > 0 && this.health.inFlight(target.key) >= maxPerTarget) {
+      // --max-per-target: one more pick may find a target with room; else 503 at once (a queue
+      // would only hold the client while the target is saturated).
+      const other = balancer?.pick();
+      if (other === undefined || this.health.inFlight(other.key) >= maxPerTarget) {
+        return reply(503, 'upstream busy (--max-per-target)\n', route, target, retryAfter);
+      }
+      target = other;
+    }
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
