@@ -133,6 +133,16 @@ export class CairnServer {
       r.end();
       return;
     }
+    const bodyTimeout = this.config.clientBodyTimeoutMs;
+    if (bodyTimeout > 0 && req.httpVersionMajor === 1 && hasRequestBody(req.headers)) {
+      // --client-body-timeout: a socket idle that long while the body is read is cut (node:http
+      // destroys a socket whose timeout nobody handles); the listener's own timeout is put back
+      // once the body is in.
+      const sock = req.socket;
+      const before = sock.timeout ?? 0;
+      sock.setTimeout(bodyTimeout);
+      req.once('end', () => sock.setTimeout(before));
+    }
     this.proxy.handle(req, res);
   };
 
@@ -257,6 +267,7 @@ export class CairnServer {
         maxHeaderSize: c.maxHeaderSize,
         maxHeaderCount: c.maxHeaderCount,
         requestTimeoutMs: c.requestTimeoutMs,
+        bodyTimeoutMs: c.clientBodyTimeoutMs,
       });
       server = lean.server;
     } else {
@@ -463,4 +474,9 @@ export async function runServer(config: CairnConfig): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+function hasRequestBody(h: http.IncomingHttpHeaders): boolean {
+  const len = h['content-length'];
+  return h['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }

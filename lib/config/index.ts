@@ -80,6 +80,8 @@ export interface CairnConfig {
   readonly clientHeaderTimeoutMs: number;
   readonly clientIdleTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** Longest pause between two reads of a request body; 0 = none. */
+  readonly clientBodyTimeoutMs: number;
   readonly maxHeaderSize: number;
   readonly maxConns: number;
   /** Request header fields allowed on HTTP/1.x listeners (431 beyond). */
@@ -323,6 +325,7 @@ function load(
     clientHeaderTimeoutMs: one('client-header-timeout', 30_000, parseDuration),
     clientIdleTimeoutMs: one('client-idle-timeout', 65_000, parseDuration),
     requestTimeoutMs: one('request-timeout', 0, parseDuration),
+    clientBodyTimeoutMs: one('client-body-timeout', 60_000, parseDuration),
     maxHeaderSize: one('max-header-size', 65_536, (s) =>
       parseInteger(s, 1024, 16 * 1024 * 1024, 'a size in bytes'),
     ),

@@ -194,6 +194,13 @@ export const configKeys: readonly ConfigKey[] = [
     help: 'time a client has to send its whole request; 0 = no limit (uploads)',
   },
   {
+    name: 'client-body-timeout',
+    type: 'string',
+    value: 'DURATION',
+    default: '60s',
+    help: 'longest pause between two reads of a request body (408); 0 = none',
+  },
+  {
     name: 'max-header-size',
     type: 'string',
     value: 'BYTES',

@@ -60,6 +60,8 @@ export interface LeanServerOptions {
   readonly maxHeaderCount?: number;
   /** Time a client has to send its whole request, body included; 0 = no limit. */
   readonly requestTimeoutMs: number;
+  /** Longest pause between two reads of a request body (nginx's client_body_timeout); 0 = none. */
+  readonly bodyTimeoutMs?: number;
 }
 
 const continueLine = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -141,6 +143,9 @@ export class H1Connection {
   private current: LeanExchange | undefined;
   /** The active request's body has been fully received. */
   private requestComplete = true;
+  /** Body progress as the sweeper last saw it (socket.bytesRead and when it last changed). */
+  private bodyBytesSeen = -1;
+  private bodyProgressAt = 0;
   private queue: Pending[] | undefined;
   private partialHeaders: string[] | undefined;
   private partialUrl = '';
@@ -482,8 +487,7 @@ export class H1Connection {
     } else if (
       this.state === State.Busy &&
       !this.requestComplete &&
-      o.requestTimeoutMs > 0 &&
-      now - this.since > o.requestTimeoutMs
+      ((o.requestTimeoutMs > 0 && now - this.since > o.requestTimeoutMs) || this.bodyStalled(now))
     ) {
       // A slow upload: the upstream exchange is abandoned, the client told why if it can be.
       const cur = this.current;
@@ -495,6 +499,23 @@ export class H1Connection {
         this.socket.destroy();
       }
     }
+  }
+
+  /**
+   * No body byte arrived for --client-body-timeout while Cairn was reading (a paused socket is
+   * waiting on the upstream, not on the client). Checked by the sweeper from socket.bytesRead, so
+   * the request path does no timer or clock work for it.
+   */
+  private bodyStalled(now: number): boolean {
+    const limit = this.owner.opts.bodyTimeoutMs ?? 0;
+    if (limit <= 0) return false;
+    const read = this.socket.bytesRead;
+    if (read !== this.bodyBytesSeen || this.bodyProgressAt < this.since || this.socket.isPaused()) {
+      this.bodyBytesSeen = read;
+      this.bodyProgressAt = now;
+      return false;
+    }
+    return now - this.bodyProgressAt > limit;
   }
 
   closeIfIdle(): void {

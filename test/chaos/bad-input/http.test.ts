@@ -387,6 +387,35 @@ for (const engine of ['lean', 'node'] as const) {
         await expectNoLeak(cairn, up);
       });
 
+      it('stalled body: no byte for --client-body-timeout -> 408 (lean) or cut (node), upstream abandoned', async () => {
+        // its own Cairn: --request-timeout off (the default), --client-body-timeout 1s
+        const c2 = await startCairn(
+          { routes: `route add echo / http://127.0.0.1:${up.port}/` },
+          { args: ['--http1-engine', engine, '--client-body-timeout', '1s'] },
+        );
+        try {
+          const completed = up.completed;
+          const r = await exchange(
+            c2.port,
+            ['POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n', 'abc', 'def'],
+            { pauseMs: 300, untilMs: 8000 },
+          );
+          expect(r.closed).to.equal(true);
+          expect(r.ms).to.be.within(900, 4000);
+          if (engine === 'lean') expect(statusOf(r.text), r.text).to.equal(408);
+          else expect(statusOf(r.text), r.text).to.be.oneOf([0, 408]);
+          await expectNoLeak(c2, up);
+          expect(up.completed).to.equal(completed);
+          // a body that keeps coming, slowly but with no pause that long, is not cut
+          const slow = ['POST /steady HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\n'];
+          for (let i = 0; i < 8; i++) slow.push('z');
+          const ok = await exchange(c2.port, slow, { pauseMs: 250, untilMs: 8000 });
+          expect(statusOf(ok.text), ok.text).to.equal(200);
+        } finally {
+          await c2.stop(0);
+        }
+      });
+
       it('client gone mid-body: the upstream request is aborted, nothing stays open', async () => {
         const before = up.aborted;
         const completed = up.completed;
