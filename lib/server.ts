@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { RegistryAdapter, RegistryState } from '../registry-adapters/types.ts';
 import type { RouteTarget } from '../routing/types.ts';
@@ -103,6 +104,8 @@ export class CairnServer {
     this.proxy = new HttpProxy(this.controller, this.health, this.upstreams, {
       noRouteStatus: config.norouteStatus,
       defaultRetries: config.retries,
+      trustedProxies: config.trustedProxies,
+      maxPerTarget: config.maxPerTarget,
       realms,
       ...this.telemetry.proxyHooks(),
       ...(config.norouteHtmlFile !== undefined
@@ -126,9 +129,38 @@ export class CairnServer {
     );
     this.upgrades = new UpgradeProxy(this.health, this.upstreams, {
       defaultRetries: config.retries,
+      trustedProxies: config.trustedProxies,
       decide: (url, head, tls, remote) => this.proxy.decide(url, head, tls, remote),
     });
   }
+
+  /**
+   * node:http / http2 request listener: the header-field limit (--max-header-count, 431) for
+   * HTTP/1.x, which node:http only enforces by dropping fields silently; then the proxy.
+   */
+  private readonly handleChecked = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void => {
+    if (req.httpVersionMajor === 1 && req.rawHeaders.length > this.config.maxHeaderCount * 2) {
+      const r = res as http.ServerResponse;
+      r.shouldKeepAlive = false;
+      r.writeHead(431, { connection: 'close', 'content-length': '0' });
+      r.end();
+      return;
+    }
+    const bodyTimeout = this.config.clientBodyTimeoutMs;
+    if (bodyTimeout > 0 && req.httpVersionMajor === 1 && hasRequestBody(req.headers)) {
+      // --client-body-timeout: a socket idle that long while the body is read is cut (node:http
+      // destroys a socket whose timeout nobody handles); the listener's own timeout is put back
+      // once the body is in.
+      const sock = req.socket;
+      const before = sock.timeout ?? 0;
+      sock.setTimeout(bodyTimeout);
+      req.once('end', () => sock.setTimeout(before));
+    }
+    this.proxy.handle(req, res);
+  };
 
   get isDraining(): boolean {
     return this.draining;
@@ -260,7 +292,9 @@ export class CairnServer {
         headerTimeoutMs: timeouts.headersTimeout,
         idleTimeoutMs: timeouts.keepAliveTimeout,
         maxHeaderSize: c.maxHeaderSize,
+        maxHeaderCount: c.maxHeaderCount,
         requestTimeoutMs: c.requestTimeoutMs,
+        bodyTimeoutMs: c.clientBodyTimeoutMs,
       });
       server = lean.server;
     } else {
@@ -272,9 +306,18 @@ export class CairnServer {
           // slowloris client sit far past --client-header-timeout.
           connectionsCheckingInterval: Math.max(250, Math.min(timeouts.headersTimeout / 2, 30_000)),
         },
-        this.proxy.handle,
+        this.handleChecked,
       );
+      // node:http keeps only the first maxHeadersCount fields; one more than the limit is enough
+      // for handleChecked to see that a request went over it.
+      s.maxHeadersCount = c.maxHeaderCount + 1;
       s.on('upgrade', this.upgrades.handle);
+      // Cairn is a reverse proxy: CONNECT never opens a tunnel (node:http would just drop it).
+      s.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+        socket.end(
+          'HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+        );
+      });
       s.on('clientError', (err, socket) => {
         const code = (err as { code?: string }).code;
         if (!socket.writable) return socket.destroy();
@@ -328,7 +371,7 @@ export class CairnServer {
         maxSessionMemory: 64,
         ...(spec.ca !== undefined ? { ca: readFileSync(spec.ca), requestCert: true } : {}),
       },
-      this.proxy.handle,
+      this.handleChecked,
     );
     s.setTimeout(keepAliveTimeoutMs);
     s.on('upgrade', this.upgrades.handle);
@@ -463,4 +506,9 @@ export async function runServer(config: CairnConfig): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+function hasRequestBody(h: http.IncomingHttpHeaders): boolean {
+  const len = h['content-length'];
+  return h['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }

@@ -350,3 +350,118 @@ export function isDenied(
   }
   return false;
 }
+
+// ---- Trusted proxies (`--trusted-proxies`): whose X-Forwarded-For entries count ----
+//
+// fabio checks the socket address and every X-Forwarded-For entry against allow/deny. When Cairn
+// is the edge, the client writes X-Forwarded-For itself: it can get a request denied in someone
+// else's name, and X-Real-Ip, the client-IP header and the access log would show an address the
+// client chose (a backend that trusts X-Real-Ip is then bypassed). So Cairn believes X-Forwarded-For only as far as trusted proxies vouch for it, walking from the
+// right (nginx's real_ip_recursive, Traefik's forwardedHeaders.trustedIPs): the socket peer must be
+// trusted for its last entry to count, that entry must be trusted for the one before it, and so on.
+// The first untrusted entry met is the client. With no trusted proxies (the default) only the
+// socket address counts; with every address trusted (0.0.0.0/0,::/0) every entry counts, which is
+// exactly fabio's behaviour.
+
+/**
+ * Parses `--trusted-proxies`: comma-separated addresses or CIDR networks (`10.0.0.0/8,::1`).
+ * Errors use the access-rule texts. An empty list (no trusted proxy) is valid.
+ */
+export function parseTrustedProxies(text: string): AccessRulesResult {
+  const items = text
+    .split(',')
+    .map((s) => goTrimSpace(s))
+    .filter((s) => s !== '');
+  if (items.length === 0) return { cidrs: [] };
+  return parseAccessRules(items.map((s) => `ip:${s}`).join(','));
+}
+
+/** Bounds of the host part of `ip`, `ip:port` or `[ipv6]:port` into scratchStart/scratchEnd. */
+let scratchStart = 0;
+let scratchEnd = 0;
+function hostBounds(addr: string): void {
+  let start = 0;
+  let end = addr.length;
+  if (addr.charCodeAt(0) === 0x5b /* [ */) {
+    start = 1;
+    end = addr.indexOf(']');
+    if (end < 0) end = start;
+  } else {
+    const colon = addr.indexOf(':');
+    if (colon >= 0 && addr.indexOf(':', colon + 1) < 0) end = colon;
+  }
+  scratchStart = start;
+  scratchEnd = end;
+}
+
+/** Whether s[start, end) is an address inside one of the networks. */
+function addressIn(nets: readonly Cidr[], s: string, start: number, end: number): boolean {
+  const family = parseClientAddress(s, start, end);
+  return family !== FAMILY_NONE && inAny(nets, family);
+}
+
+/** The socket peer (`ip`, `ip:port`, `[v6]:port`) is a trusted proxy. */
+export function isTrustedPeer(trusted: readonly Cidr[], remoteAddr: string): boolean {
+  if (trusted.length === 0) return false;
+  hostBounds(remoteAddr);
+  return addressIn(trusted, remoteAddr, scratchStart, scratchEnd);
+}
+
+/**
+ * Where the believable part of X-Forwarded-For begins: entries from the returned index on were
+ * written by trusted proxies (plus the first untrusted entry, the client, which a trusted proxy
+ * appended). Returns `xff.length` when no entry counts: no trusted proxy, an untrusted peer, or no
+ * header. Never allocates.
+ */
+export function forwardedForStart(trusted: readonly Cidr[], remoteAddr: string, xff: string): number {
+  const n = xff.length;
+  if (n === 0 || !isTrustedPeer(trusted, remoteAddr)) return n;
+  let b = n;
+  let start = n;
+  while (b >= 0) {
+    const comma = b === 0 ? -1 : xff.lastIndexOf(',', b - 1);
+    let a = comma + 1;
+    let e = b;
+    while (a < e && isGoSpace(xff.charCodeAt(a))) a++;
+    while (e > a && isGoSpace(xff.charCodeAt(e - 1))) e--;
+    if (a < e) {
+      // An entry that is no address ends the walk: nothing to its left can be believed.
+      const family = parseClientAddress(xff, a, e);
+      if (family === FAMILY_NONE) return start;
+      start = comma + 1;
+      if (!inAny(trusted, family)) return start;
+    } else {
+      start = comma + 1;
+    }
+    if (comma < 0) break;
+    b = comma;
+  }
+  return start;
+}
+
+/**
+ * The X-Forwarded-For entries access rules check (see forwardedForStart): '' with no trusted
+ * proxy, so only the socket address counts; the whole header when every hop is trusted (fabio).
+ */
+export function checkedForwardedFor(trusted: readonly Cidr[], remoteAddr: string, xff: string): string {
+  if (trusted.length === 0 || xff.length === 0) return '';
+  const start = forwardedForStart(trusted, remoteAddr, xff);
+  return start === 0 ? xff : start >= xff.length ? '' : xff.slice(start);
+}
+
+/**
+ * The client's address as Cairn reports it (X-Real-Ip, the client-IP header, the access log):
+ * the first believable X-Forwarded-For entry from the left (see forwardedForStart), else the socket
+ * address `remoteIp` itself.
+ */
+export function clientAddress(trusted: readonly Cidr[], remoteIp: string, xff: string): string {
+  if (trusted.length === 0 || xff.length === 0) return remoteIp;
+  const start = forwardedForStart(trusted, remoteIp, xff);
+  if (start >= xff.length) return remoteIp;
+  let a = start;
+  let e = xff.indexOf(',', a);
+  if (e < 0) e = xff.length;
+  while (a < e && isGoSpace(xff.charCodeAt(a))) a++;
+  while (e > a && isGoSpace(xff.charCodeAt(e - 1))) e--;
+  return a < e ? xff.slice(a, e) : remoteIp;
+}

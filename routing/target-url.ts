@@ -17,6 +17,14 @@ const reScheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//;
 
 /** Parses `scheme://host[:port][/path][?query]`; returns a reason string when it is not one. */
 export function parseTargetUrl(dst: string): TargetUrl | string {
+  // A control character or space would end up in a Host header, a request line or a redirect's
+  // Location (CR/LF: header injection). Registries can carry them (an address, a tag value).
+  for (let i = 0; i < dst.length; i++) {
+    const c = dst.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) {
+      return `target ${JSON.stringify(dst)} contains a control character or space (refused: header injection)`;
+    }
+  }
   const m = reScheme.exec(dst);
   if (m === null) return `target ${JSON.stringify(dst)} is not a URL (expected scheme://host:port/)`;
   const protocol = `${(m[1] ?? '').toLowerCase()}:`;

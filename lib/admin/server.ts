@@ -308,6 +308,12 @@ function body(
   type = 'text/plain; charset=utf-8',
   headers: Record<string, string> = {},
 ): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), ...headers });
+  // nosniff on every answer: JSON carrying registry names (`<img onerror=...>`) is never HTML.
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }

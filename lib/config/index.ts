@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import type { BuildOptions, InstanceStatus, PathMatcher, Strategy } from '../../routing/types.ts';
+import { type AccessRulesResult, parseTrustedProxies } from '../../routing/access.ts';
+import type { BuildOptions, Cidr, InstanceStatus, PathMatcher, Strategy } from '../../routing/types.ts';
 import { ConfigError, quote } from './errors.ts';
 import { type ConfigKey, canonicalKey, configKeys, envName } from './keys.ts';
 import { type ListenSpec, parseListenList } from './listen.ts';
@@ -79,8 +80,16 @@ export interface CairnConfig {
   readonly clientHeaderTimeoutMs: number;
   readonly clientIdleTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** Longest pause between two reads of a request body; 0 = none. */
+  readonly clientBodyTimeoutMs: number;
   readonly maxHeaderSize: number;
   readonly maxConns: number;
+  /** Request header fields allowed on HTTP/1.x listeners (431 beyond). */
+  readonly maxHeaderCount: number;
+  /** Concurrent upstream requests per target; 0 = no limit. */
+  readonly maxPerTarget: number;
+  /** `--trusted-proxies`: peers whose X-Forwarded-For entries count (empty: none). */
+  readonly trustedProxies: readonly Cidr[];
   readonly consulToken?: string;
   /** `?consistent` Consul reads instead of `?stale`. */
   readonly consulConsistent: boolean;
@@ -227,6 +236,11 @@ function load(
   const norouteHtmlFile = optionalText('noroute-html');
   const requestIdHeader = optionalText('request-id-header');
   const clientIpHeader = optionalText('client-ip-header');
+  const trustedRaw = get('trusted-proxies');
+  const trustedProxies =
+    trustedRaw === undefined
+      ? []
+      : check(trustedRaw, withCidrs(parseTrustedProxies(trustedRaw.values.join(','))));
   const authRaw = get('auth');
   const auth = authRaw === undefined ? [] : authRaw.values.map((v) => check(authRaw, parseAuthSpec(v)));
   // Consul's own env names come last, so a Cairn setting always wins.
@@ -312,10 +326,14 @@ function load(
     clientHeaderTimeoutMs: one('client-header-timeout', 30_000, parseDuration),
     clientIdleTimeoutMs: one('client-idle-timeout', 65_000, parseDuration),
     requestTimeoutMs: one('request-timeout', 0, parseDuration),
+    clientBodyTimeoutMs: one('client-body-timeout', 60_000, parseDuration),
     maxHeaderSize: one('max-header-size', 65_536, (s) =>
       parseInteger(s, 1024, 16 * 1024 * 1024, 'a size in bytes'),
     ),
     maxConns: one('max-conns', 0, (s) => parseInteger(s, 0, 1_000_000)),
+    maxHeaderCount: one('max-header-count', 100, (s) => parseInteger(s, 1, 10_000)),
+    maxPerTarget: one('max-per-target', 0, (s) => parseInteger(s, 0, 1_000_000)),
+    trustedProxies,
     ...(consulToken !== undefined ? { consulToken } : {}),
     consulConsistent: one('consul-consistent', false, parseBoolean),
     consulWaitMs: one('consul-wait', 300_000, parseConsulWait),
@@ -384,6 +402,11 @@ function parseConsulWait(text: string): Parsed<number> {
   if (d.value < 1000 || d.value > 600_000)
     return { detail: `expected a duration from 1s to 10m, got ${quote(text)}` };
   return d;
+}
+
+/** `--trusted-proxies` as a config value (the access-rule parser's error text as the detail). */
+function withCidrs(r: AccessRulesResult): Parsed<Cidr[]> {
+  return 'error' in r ? { detail: `expected addresses or CIDR networks: ${r.error}` } : { value: r.cidrs };
 }
 
 function withText(p: Parsed<HostPort>): Parsed<AdminAddress> {

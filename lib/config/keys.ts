@@ -194,6 +194,13 @@ export const configKeys: readonly ConfigKey[] = [
     help: 'time a client has to send its whole request; 0 = no limit (uploads)',
   },
   {
+    name: 'client-body-timeout',
+    type: 'string',
+    value: 'DURATION',
+    default: '60s',
+    help: 'longest pause between two reads of a request body (408); 0 = none',
+  },
+  {
     name: 'max-header-size',
     type: 'string',
     value: 'BYTES',
@@ -206,6 +213,27 @@ export const configKeys: readonly ConfigKey[] = [
     value: 'N',
     default: '0',
     help: 'maximum client connections per listener; 0 = no limit',
+  },
+  {
+    name: 'max-header-count',
+    type: 'string',
+    value: 'N',
+    default: '100',
+    help: 'request header fields allowed (431 beyond; HAProxy allows 101)',
+  },
+  {
+    name: 'max-per-target',
+    type: 'string',
+    value: 'N',
+    default: '0',
+    help: 'concurrent upstream requests per target; beyond it 503 (or another target on retry); 0 = no limit',
+  },
+  {
+    name: 'trusted-proxies',
+    type: 'string',
+    multiple: true,
+    value: 'CIDR[,CIDR]',
+    help: 'peers whose X-Forwarded-For is believed (access rules, X-Real-Ip, client IP, access log); default none: only the socket address counts; 0.0.0.0/0,::/0 = fabio',
   },
   {
     name: 'consul-token',

@@ -113,6 +113,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
       stripPrefix: o.strip,
       hostOverride: o.host === undefined ? undefined : o.host === 'dst' ? target.url.host : o.host,
       clientIpHeader: po.clientIpHeader,
+      trustedProxies: po.trustedProxies,
       localIp: po.localIp,
       requestId:
         po.requestIdHeader === undefined

@@ -36,6 +36,9 @@
 // the client's Upgrade header either way.
 
 /** What the HTTP listener knows about the client connection and the chosen route. */
+import { clientAddress, isTrustedPeer } from '../../routing/access.ts';
+import type { Cidr } from '../../routing/types.ts';
+
 export interface ForwardContext {
   /** `socket.remoteAddress` as Node reports it (IPv4, IPv6, `::ffff:1.2.3.4`); may be undefined. */
   readonly remoteAddress: string | undefined;
@@ -60,6 +63,12 @@ export interface ForwardContext {
   readonly requestId?: { readonly header: string; readonly value: string } | undefined;
   /** `proxy.header.clientip`: header set to the client IP (ignored if X-Forwarded-For/X-Real-Ip). */
   readonly clientIpHeader?: string | undefined;
+  /**
+   * `--trusted-proxies` (lib/config): when set, X-Real-Ip and the client-IP header carry the client
+   * address these proxies vouch for (routing/access.ts clientAddress), and a client-sent X-Real-Ip
+   * is kept only from a trusted peer. Unset: fabio's behaviour (X-Real-Ip kept when present).
+   */
+  readonly trustedProxies?: readonly Cidr[] | undefined;
   /** `proxy.localip`: appended to Forwarded as `by=`. */
   readonly localIp?: string | undefined;
   /** `proxy.header.tls` / `.value`: set on TLS connections, removed from plain HTTP requests. */
@@ -86,6 +95,9 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
   const clientIpName = usableClientIpHeader(ctx.clientIpHeader);
   const requestIdName = ctx.requestId === undefined ? '' : ctx.requestId.header;
   const tlsName = ctx.tlsHeader === undefined ? '' : ctx.tlsHeader.name;
+  const trusted = ctx.trustedProxies;
+  // Only a trusted proxy may tell the backend who the client is (X-Real-Ip).
+  const keepClientRealIp = trusted === undefined || isTrustedPeer(trusted, clientIp);
 
   let host: string | undefined;
   let authority: string | undefined;
@@ -150,7 +162,7 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
           continue;
         }
         if (c0 === 120 /* x */ && isName(name, 'x-real-ip')) {
-          if (value !== '') {
+          if (value !== '' && keepClientRealIp) {
             hasRealIp = true;
             out.push(name, value);
           }
@@ -246,7 +258,9 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
   if (clientIp !== '') out.push('x-forwarded-for', xff === '' ? clientIp : `${xff}, ${clientIp}`);
   else if (xff !== '') out.push('x-forwarded-for', xff);
 
-  if (!hasRealIp && clientIp !== '') out.push('x-real-ip', clientIp);
+  // The client as trusted proxies report it (the socket address when none is trusted).
+  const realIp = trusted === undefined || clientIp === '' ? clientIp : clientAddress(trusted, clientIp, xff);
+  if (!hasRealIp && realIp !== '') out.push('x-real-ip', realIp);
 
   // fabio's scheme(): X-Forwarded-Proto alone wins, Forwarded's proto= alone wins, otherwise the
   // connection decides (ws/wss for websocket upgrades).
@@ -288,7 +302,7 @@ export function buildUpstreamHeaders(raw: readonly string[], ctx: ForwardContext
   }
   out.push('forwarded', fwd);
 
-  if (clientIpName !== '' && clientIp !== '') out.push(clientIpName, clientIp);
+  if (clientIpName !== '' && realIp !== '') out.push(clientIpName, realIp);
   if (tlsName !== '' && tls && ctx.tlsHeader !== undefined) out.push(tlsName, ctx.tlsHeader.value);
   if (ctx.requestId !== undefined && requestIdName !== '') out.push(requestIdName, ctx.requestId.value);
 

@@ -12,9 +12,9 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { isDenied } from '../../routing/access.ts';
+import { checkedForwardedFor, clientAddress, isDenied } from '../../routing/access.ts';
 import { redirectLocation } from '../../routing/redirect.ts';
-import type { Route, RouteTarget } from '../../routing/types.ts';
+import type { Cidr, Route, RouteTarget } from '../../routing/types.ts';
 import type { Controller, TableRuntime } from '../controller.ts';
 import type { TargetHealth } from '../health/target-health.ts';
 import type { BasicAuthRealm } from './basic-auth.ts';
@@ -22,6 +22,7 @@ import { contentLength, Exchange } from './exchange.ts';
 import { filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
 import { type RequestHead, scanRequestHead } from './request-head.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
+import { type AbsoluteTarget, isValidHost, parseAbsoluteForm, setHostHeader } from './request-target.ts';
 import type { Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
@@ -59,6 +60,8 @@ export interface LogSource {
   readonly httpVersion: string;
   userAgent(): string;
   referer(): string;
+  /** X-Forwarded-For (several joined), read only when --trusted-proxies is set. */
+  forwardedFor(): string;
 }
 
 export interface HttpProxyOptions {
@@ -70,6 +73,13 @@ export interface HttpProxyOptions {
   readonly retryBudget: number;
   readonly requestIdHeader?: string;
   readonly clientIpHeader?: string;
+  /**
+   * `--trusted-proxies`: peers whose X-Forwarded-For entries count for access rules, X-Real-Ip,
+   * the client-IP header and the access log (routing/access.ts forwardedForStart). Empty: none.
+   */
+  readonly trustedProxies: readonly Cidr[];
+  /** `--max-per-target`: concurrent upstream requests per target (503 beyond); 0 = no limit. */
+  readonly maxPerTarget: number;
   readonly localIp?: string;
   readonly accessLog?: (e: AccessLogEntry) => void;
   /** The access-log format prints User-Agent and Referer (combined); else they are not looked up. */
@@ -99,6 +109,8 @@ export const defaultHttpProxyOptions: HttpProxyOptions = {
   noRouteStatus: 404,
   defaultRetries: 2,
   retryBudget: 0.2,
+  trustedProxies: [],
+  maxPerTarget: 0,
 };
 
 /** What to do with a request: answer it here, or forward it. */
@@ -126,6 +138,7 @@ export interface Forward {
 
 const textPlain = 'text/plain; charset=utf-8';
 const noHeaders: readonly (readonly [string, string])[] = [];
+const retryAfter: readonly (readonly [string, string])[] = [['Retry-After', '1']];
 
 function reply(
   status: number,
@@ -169,15 +182,20 @@ export class HttpProxy {
     if (url.charCodeAt(0) === 0x2f /* / */) {
       [rawPath, query] = splitPathQuery(url);
     } else {
-      // absolute-form (`GET http://host/path`) from clients that think we are a forward proxy
-      const abs = parseAbsoluteForm(url);
-      if (abs === undefined) return reply(400, 'bad request target\n');
-      [rawPath, query] = splitPathQuery(abs);
+      // absolute-form (`GET http://host/path`): the target's authority is the host and Host is
+      // ignored (RFC 9112 3.2.2); the caller forwards it as Host (absoluteHost below).
+      const abs = absoluteScratch;
+      if (!parseAbsoluteForm(url, abs)) return reply(400, 'bad request target\n');
+      [rawPath, query] = abs.pathStart < url.length ? splitPathQuery(url.slice(abs.pathStart)) : ['/', ''];
+      if (rawPath === '') rawPath = '/';
+      head.host = abs.authority;
+      head.absoluteHost = true;
     }
     const path = normalizeRequestPath(rawPath);
     if (path === undefined) return reply(400, 'bad request path\n');
 
     const host = head.host;
+    if (head.hostFields > 1 || !isValidHost(host)) return reply(400, 'bad host\n');
     const runtime = this.controller.current;
     const route = runtime.table.http.lookup({ host, path, tls, forwardedProto: head.forwardedProto });
     if (route === undefined) {
@@ -193,12 +211,24 @@ export class HttpProxy {
         );
       return reply(this.opts.noRouteStatus, 'no route\n');
     }
-    const target = runtime.balancer(route)?.pick();
+    const balancer = runtime.balancer(route);
+    let target = balancer?.pick();
     if (target === undefined) return reply(503, 'no healthy target\n', route);
+    const maxPerTarget = this.opts.maxPerTarget;
+    if (maxPerTarget > 0 && this.health.inFlight(target.key) >= maxPerTarget) {
+      // --max-per-target: one more pick may find a target with room; else 503 at once (a queue
+      // would only hold the client while the target is saturated).
+      const other = balancer?.pick();
+      if (other === undefined || this.health.inFlight(other.key) >= maxPerTarget) {
+        return reply(503, 'upstream busy (--max-per-target)\n', route, target, retryAfter);
+      }
+      target = other;
+    }
 
     const o = target.opts;
     if (o.allow !== undefined || o.deny !== undefined) {
-      if (isDenied(o.allow, o.deny, remoteAddress, head.forwardedFor)) {
+      const xff = checkedForwardedFor(this.opts.trustedProxies, remoteAddress, head.forwardedFor);
+      if (isDenied(o.allow, o.deny, remoteAddress, xff)) {
         return reply(403, 'access denied\n', route, target);
       }
     }
@@ -253,6 +283,7 @@ export class HttpProxy {
       );
       return;
     }
+    if (head.absoluteHost) setHostHeader(req.rawHeaders, head.host);
     const x = new NodeExchange(this, d, req, res, head, tls, started);
     x.send(d.target);
   }
@@ -295,7 +326,10 @@ export class HttpProxy {
       status,
       bytes,
       durationMs: Math.round(ms * 1000) / 1000,
-      remote: src.remote,
+      remote:
+        this.opts.trustedProxies.length === 0
+          ? src.remote
+          : clientAddress(this.opts.trustedProxies, src.remote, src.forwardedFor()),
       service: target?.service ?? '',
       upstream: target?.url.host ?? '',
       retries,
@@ -339,6 +373,10 @@ class NodeLogSource implements LogSource, LogSourceProvider {
   referer(): string {
     const v = this.req.headers.referer;
     return typeof v === 'string' ? v : '';
+  }
+
+  forwardedFor(): string {
+    return scanRequestHead(this.req.rawHeaders).forwardedFor;
   }
 
   logSource(): LogSource {
@@ -460,9 +498,5 @@ export function sendText(res: ClientResponse, status: number, body: string, cont
   res.end(body);
 }
 
-function parseAbsoluteForm(url: string): string | undefined {
-  const i = url.indexOf('://');
-  if (i <= 0) return undefined;
-  const slash = url.indexOf('/', i + 3);
-  return slash < 0 ? '/' : url.slice(slash);
-}
+/** parseAbsoluteForm's result; decide() is synchronous, so one object serves every request. */
+const absoluteScratch: AbsoluteTarget = { authority: '', pathStart: 0 };

@@ -4,6 +4,10 @@
 
 export class RequestHead {
   host = '';
+  /** Host fields seen: more than one is a 400 (RFC 9112 3.2). */
+  hostFields = 0;
+  /** `host` came from an absolute-form target (set by HttpProxy.decide): forward it as Host. */
+  absoluteHost = false;
   forwardedProto: string | undefined = undefined;
   forwardedFor = '';
   authorization: string | undefined = undefined;
@@ -30,7 +34,9 @@ export function scanRequestHead(raw: readonly string[]): RequestHead {
     const value = raw[i + 1] as string;
     switch (name.length) {
       case 4:
-        if (h.host === '' && is(name, 'host')) h.host = value;
+        if (is(name, 'host')) {
+          if (h.hostFields++ === 0) h.host = value;
+        }
         break;
       case 10:
         if (name === ':authority') authority = value;

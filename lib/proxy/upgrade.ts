@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import type { Route, RouteTarget } from '../../routing/types.ts';
+import type { Cidr, Route, RouteTarget } from '../../routing/types.ts';
 import type { TableRuntime } from '../controller.ts';
 import type { TargetHealth } from '../health/target-health.ts';
 import { buildUpstreamHeaders, filterResponseHeaders } from './forward-headers.ts';
@@ -40,6 +40,8 @@ export interface UpgradeProxyOptions {
   readonly defaultRetries: number;
   /** The HTTP proxy's routing decision (lookup, pick, access rules, auth, redirect). */
   readonly decide: HttpProxy['decide'];
+  /** `--trusted-proxies` for X-Real-Ip (see forward-headers.ts); default none. */
+  readonly trustedProxies: readonly Cidr[];
 }
 
 export class UpgradeProxy {
@@ -58,7 +60,7 @@ export class UpgradeProxy {
   ) {
     this.health = health;
     this.upstreams = upstreams;
-    this.opts = { defaultRetries: 2, ...opts };
+    this.opts = { defaultRetries: 2, trustedProxies: [], ...opts };
   }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -145,6 +147,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
       tls: this.tls,
       httpVersion: req.httpVersion,
       localPort: req.socket.localPort ?? 0,
+      trustedProxies: this.proxy.opts.trustedProxies,
       // Not `upgrade: true`: undici's dispatch({ upgrade }) writes Upgrade and Connection itself
       // and rejects a request that carries either header.
       ...(o.strip !== undefined ? { stripPrefix: o.strip } : {}),

@@ -16,7 +16,8 @@ import net, { type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { contentLength, Exchange } from '../exchange.ts';
 import { filterResponseHeaders, type ForwardContext } from '../forward-headers.ts';
-import type { Forward, HttpProxy, LogSource, LogSourceProvider } from '../http-proxy.ts';
+import type { Decision, Forward, HttpProxy, LogSource, LogSourceProvider } from '../http-proxy.ts';
+import { setHostHeader } from '../request-target.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
 
@@ -55,11 +56,25 @@ export interface LeanServerOptions {
   /** Idle keep-alive connections are closed after this. */
   readonly idleTimeoutMs: number;
   readonly maxHeaderSize: number;
+  /** Header fields allowed in one request (431 beyond); 0 = no limit. */
+  readonly maxHeaderCount?: number;
   /** Time a client has to send its whole request, body included; 0 = no limit. */
   readonly requestTimeoutMs: number;
+  /** Longest pause between two reads of a request body (nginx's client_body_timeout); 0 = none. */
+  readonly bodyTimeoutMs?: number;
 }
 
 const continueLine = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+const missingHost: Decision = {
+  kind: 'reply',
+  status: 400,
+  body: 'missing host\n',
+  contentType: 'text/plain; charset=utf-8',
+  headers: [],
+  route: undefined,
+  target: undefined,
+};
 
 /** A request whose headers arrived while an earlier one on the connection was still active. */
 interface Pending {
@@ -128,6 +143,9 @@ export class H1Connection {
   private current: LeanExchange | undefined;
   /** The active request's body has been fully received. */
   private requestComplete = true;
+  /** Body progress as the sweeper last saw it (socket.bytesRead and when it last changed). */
+  private bodyBytesSeen = -1;
+  private bodyProgressAt = 0;
   private queue: Pending[] | undefined;
   private partialHeaders: string[] | undefined;
   private partialUrl = '';
@@ -159,6 +177,7 @@ export class H1Connection {
   // ---- socket events ----
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.state === State.Closed) return;
     if (this.state === State.Idle) {
       this.state = State.Headers;
       this.since = performance.now();
@@ -236,7 +255,19 @@ export class H1Connection {
       this.partialHeaders = undefined;
       this.partialUrl = '';
     }
+    // Already answered with an error: later pipelined requests on this connection are ignored.
+    if (this.state === State.Closed) return 1;
+    const maxCount = this.owner.opts.maxHeaderCount ?? 0;
+    if (maxCount > 0 && h.length > maxCount * 2) {
+      this.fail(431, new Error('too many header fields'));
+      return 1;
+    }
     const m = methods[method] ?? 'GET';
+    if (m === 'CONNECT') {
+      // Cairn is a reverse proxy: never a tunnel to an address the client chooses.
+      this.fail(405, new Error('CONNECT'), 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
+      return 1;
+    }
     if (upgrade) {
       this.upgradeRequest = { method: m, url: u, headers: h, versionMinor };
       return 0;
@@ -297,8 +328,12 @@ export class H1Connection {
     this.requestComplete = !head.hasBody;
     const started = performance.now();
     const proxy = this.owner.proxy;
-    const d = proxy.decide(url, head, false, this.remoteAddress);
     const http10 = versionMinor === 0;
+    // HTTP/1.1 requires Host (RFC 9112 3.2), as node:http's requireHostHeader does.
+    const d =
+      !http10 && head.hostFields === 0 && url.charCodeAt(0) === 0x2f
+        ? missingHost
+        : proxy.decide(url, head, false, this.remoteAddress);
     if (d.kind === 'reply') {
       let extra = '';
       for (const [k, v] of d.headers) extra += `${k}: ${v}\r\n`;
@@ -323,6 +358,7 @@ export class H1Connection {
       this.responded(close);
       return;
     }
+    if (head.absoluteHost) setHostHeader(headers, head.host);
     if (head.hasBody && hasExpectContinue(headers)) this.socket.write(continueLine, 'latin1');
     const x = new LeanExchange(proxy, d, this, method, url, headers, head, http10, keepAlive, started);
     this.current = x;
@@ -417,18 +453,25 @@ export class H1Connection {
   private parseError(err: ParseError): void {
     const code = err.code ?? '';
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    if (this.state === State.Busy && this.current !== undefined) {
-      // The request was already forwarded: the body is broken, so is the exchange.
-      this.socket.destroy();
+    const cur = this.current;
+    if (this.state === State.Busy && cur !== undefined) {
+      // The request was already forwarded and its body is broken (a bad chunk): the upstream
+      // request is abandoned, and the client told why if no response has started yet.
+      if (cur.responseStarted()) this.socket.destroy();
+      else {
+        this.fail(status, err);
+        cur.connectionClosed();
+      }
       return;
     }
     this.fail(status, err);
   }
 
-  private fail(status: number, _err: Error): void {
+  private fail(status: number, _err: Error, extraHeaders = ''): void {
+    if (this.state === State.Closed) return;
     if (this.socket.writable) {
       this.socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n${extraHeaders}Connection: close\r\nContent-Length: 0\r\n\r\n`,
       );
     }
     this.state = State.Closed;
@@ -444,18 +487,35 @@ export class H1Connection {
     } else if (
       this.state === State.Busy &&
       !this.requestComplete &&
-      o.requestTimeoutMs > 0 &&
-      now - this.since > o.requestTimeoutMs
+      ((o.requestTimeoutMs > 0 && now - this.since > o.requestTimeoutMs) || this.bodyStalled(now))
     ) {
       // A slow upload: the upstream exchange is abandoned, the client told why if it can be.
       const cur = this.current;
       if (cur !== undefined && !cur.responseStarted()) {
-        cur.connectionClosed();
+        // Closed first, so the abandoned exchange does not answer 502 before the 408.
         this.fail(408, new Error('request timeout'));
+        cur.connectionClosed();
       } else {
         this.socket.destroy();
       }
     }
+  }
+
+  /**
+   * No body byte arrived for --client-body-timeout while Cairn was reading (a paused socket is
+   * waiting on the upstream, not on the client). Checked by the sweeper from socket.bytesRead, so
+   * the request path does no timer or clock work for it.
+   */
+  private bodyStalled(now: number): boolean {
+    const limit = this.owner.opts.bodyTimeoutMs ?? 0;
+    if (limit <= 0) return false;
+    const read = this.socket.bytesRead;
+    if (read !== this.bodyBytesSeen || this.bodyProgressAt < this.since || this.socket.isPaused()) {
+      this.bodyBytesSeen = read;
+      this.bodyProgressAt = now;
+      return false;
+    }
+    return now - this.bodyProgressAt > limit;
   }
 
   closeIfIdle(): void {
@@ -469,6 +529,11 @@ export class H1Connection {
 
   get draining(): boolean {
     return this.owner.draining;
+  }
+
+  /** The connection was answered with an error or closed: nothing more may be written. */
+  get closed(): boolean {
+    return this.state === State.Closed;
   }
 
   resumeReading(): void {
@@ -678,6 +743,11 @@ class LeanExchange extends Exchange {
   }
 
   protected replyError(status: number, body: string): void {
+    if (this.conn.closed) {
+      // Already answered (408, 400) and closing: the exchange was abandoned for the client's sake.
+      this.closeAfter = true;
+      return;
+    }
     this.closeAfter = this.conn.writeSimple(
       status,
       body,
@@ -739,6 +809,10 @@ class LeanLogSource implements LogSource, LogSourceProvider {
 
   referer(): string {
     return headerValue(this.headers, 'referer');
+  }
+
+  forwardedFor(): string {
+    return scanRequestHead(this.headers).forwardedFor;
   }
 
   logSource(): LogSource {
