@@ -68,7 +68,9 @@ describe('chaos: instance SIGKILLed under load', function () {
     await victim.kill();
     // Passive ejection after 3 consecutive connect failures (the ejection lasts 2 s).
     let ejected = false;
-    await waitFor(() => (ejected = c.server.health.isEjected(key)), 1_500, 'the victim ejected').catch(() => {});
+    await waitFor(() => (ejected = c.server.health.isEjected(key)), 1_500, 'the victim ejected').catch(
+      () => {},
+    );
     await sleep(500);
 
     const restarted = await startChildUpstream(victim.name, victim.port, 20);
