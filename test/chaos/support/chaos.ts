@@ -38,8 +38,11 @@ export interface Outcome {
   readonly upstream: string;
   /** Error code or message when status is 0. */
   readonly error: string;
-  /** Which origin (index into the origins) answered. */
+  /** Request number, also sent as the `x-load-id` header. */
+  readonly id: number;
+  /** Which origin (index into the origins) answered, and which one was tried first. */
   readonly origin: number;
+  readonly firstOrigin: number;
   /** Origins tried before this one answered (client-side failover). */
   readonly failovers: number;
 }
@@ -67,6 +70,8 @@ export interface Load {
   readonly outcomes: Outcome[];
   /** Requests started and not finished. */
   inFlight(): number;
+  /** Origin index of the current attempt of each unfinished request, by request id. */
+  readonly attempts: ReadonlyMap<number, number>;
   /** Stops sending, waits for the requests in flight; resolves with every outcome. */
   stop(): Promise<LoadResult>;
   /** Resolves when the load ended on its own (count or time bound) or was stopped. */
@@ -96,12 +101,14 @@ export function startLoad(o: LoadOptions): Load {
   let sent = 0;
   let active = 0;
   let running = true;
+  const attempts = new Map<number, number>();
 
-  const once = async (origin: number): Promise<{ status: number; upstream: string }> => {
+  const once = async (id: number, origin: number): Promise<{ status: number; upstream: string }> => {
+    attempts.set(id, origin);
     const r = await request(`${o.origins[origin]}${o.path}`, {
       dispatcher: agent,
       method: 'GET',
-      ...(o.headers !== undefined ? { headers: o.headers } : {}),
+      headers: { ...o.headers, 'x-load-id': String(id) },
     });
     await r.body.dump({ limit: 1 << 20 });
     const up = r.headers['x-upstream'];
@@ -110,17 +117,18 @@ export function startLoad(o: LoadOptions): Load {
 
   const worker = async (w: number): Promise<void> => {
     while (running && sent < o.maxRequests && Date.now() < deadline) {
-      sent++;
+      const id = sent++;
       active++;
       const start = Date.now();
       let status = 0;
       let upstream = '';
       let error = '';
-      let origin = w % o.origins.length;
+      const firstOrigin = w % o.origins.length;
+      let origin = firstOrigin;
       let failovers = 0;
       for (;;) {
         try {
-          ({ status, upstream } = await once(origin));
+          ({ status, upstream } = await once(id, origin));
           error = '';
           break;
         } catch (err) {
@@ -136,7 +144,8 @@ export function startLoad(o: LoadOptions): Load {
         }
       }
       active--;
-      outcomes.push({ start, end: Date.now(), status, upstream, error, origin, failovers });
+      attempts.delete(id);
+      outcomes.push({ start, end: Date.now(), status, upstream, error, id, origin, firstOrigin, failovers });
       if (o.pauseMs !== undefined && o.pauseMs > 0) await sleep(o.pauseMs);
     }
   };
@@ -149,6 +158,7 @@ export function startLoad(o: LoadOptions): Load {
   return {
     outcomes,
     inFlight: () => active,
+    attempts,
     stop: async () => {
       running = false;
       return done;
