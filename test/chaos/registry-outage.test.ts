@@ -25,6 +25,16 @@ async function registryState(server: CairnServer, name: string): Promise<string>
   return body.registries.find((x) => x.name === name)?.state ?? 'missing';
 }
 
+/** Polls /api/status until the registry is in `want` (10 s at most); returns the last state seen. */
+async function stateBecomes(server: CairnServer, name: string, want: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const state = await registryState(server, name);
+    if (state === want || Date.now() > deadline) return state;
+    await sleep(100);
+  }
+}
+
 async function retrying(f: () => Promise<unknown>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -69,10 +79,7 @@ async function outageScenario(
   const versionBefore = server.controller.current.table.version;
 
   await o.stopRegistry();
-  let state = '';
-  const deadline = Date.now() + 10_000;
-  while ((state = await registryState(server, o.name)) !== 'stale' && Date.now() < deadline) await sleep(100);
-  const staleState = state;
+  const staleState = await stateBecomes(server, o.name, 'stale');
   await sleep(outageMs);
   const versionDuring = server.controller.current.table.version;
   const stateAtEnd = await registryState(server, o.name);
@@ -88,10 +95,7 @@ async function outageScenario(
     5_000,
     'traffic on c',
   );
-  let upAgain = '';
-  const upDeadline = Date.now() + 10_000;
-  while ((upAgain = await registryState(server, o.name)) !== 'up' && Date.now() < upDeadline)
-    await sleep(100);
+  const upAgain = await stateBecomes(server, o.name, 'up');
   await sleep(300);
   const r = await load.stop();
 

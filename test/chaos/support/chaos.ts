@@ -64,12 +64,20 @@ export interface LoadOptions {
   readonly requestTimeoutMs?: number;
   /** Status codes counted as success (default: 200 only). */
   readonly okStatuses?: readonly number[];
+  /**
+   * Keep every outcome (default true). A long soak sets false and reads each outcome through
+   * `onOutcome` instead; the result then carries counts and the first 100 failures only.
+   */
+  readonly keepOutcomes?: boolean;
+  readonly onOutcome?: (o: Outcome) => void;
 }
 
 export interface Load {
   readonly outcomes: Outcome[];
   /** Requests started and not finished. */
   inFlight(): number;
+  /** Failed requests so far. */
+  failedSoFar(): number;
   /** Origin index of the current attempt of each unfinished request, by request id. */
   readonly attempts: ReadonlyMap<number, number>;
   /** Stops sending, waits for the requests in flight; resolves with every outcome. */
@@ -102,6 +110,10 @@ export function startLoad(o: LoadOptions): Load {
   let active = 0;
   let running = true;
   const attempts = new Map<number, number>();
+  const keep = o.keepOutcomes ?? true;
+  const failures: Outcome[] = [];
+  let finished = 0;
+  let failedCount = 0;
 
   const once = async (id: number, origin: number): Promise<{ status: number; upstream: string }> => {
     attempts.set(id, origin);
@@ -122,7 +134,7 @@ export function startLoad(o: LoadOptions): Load {
       const start = Date.now();
       let status = 0;
       let upstream = '';
-      let error = '';
+      let error: string;
       const firstOrigin = w % o.origins.length;
       let origin = firstOrigin;
       let failovers = 0;
@@ -145,7 +157,24 @@ export function startLoad(o: LoadOptions): Load {
       }
       active--;
       attempts.delete(id);
-      outcomes.push({ start, end: Date.now(), status, upstream, error, id, origin, firstOrigin, failovers });
+      const outcome: Outcome = {
+        start,
+        end: Date.now(),
+        status,
+        upstream,
+        error,
+        id,
+        origin,
+        firstOrigin,
+        failovers,
+      };
+      finished++;
+      if (!ok.has(status)) {
+        failedCount++;
+        if (failures.length < 100) failures.push(outcome);
+      }
+      if (keep) outcomes.push(outcome);
+      o.onOutcome?.(outcome);
       if (o.pauseMs !== undefined && o.pauseMs > 0) await sleep(o.pauseMs);
     }
   };
@@ -153,11 +182,13 @@ export function startLoad(o: LoadOptions): Load {
   const workers = Array.from({ length: o.concurrency }, (_, i) => worker(i));
   const done = Promise.all(workers).then(async () => {
     await agent.close().catch(() => {});
-    return summarize(outcomes, ok);
+    if (keep) return summarize(outcomes, ok);
+    return { sent: finished, succeeded: finished - failedCount, failed: failedCount, outcomes, failures };
   });
   return {
     outcomes,
     inFlight: () => active,
+    failedSoFar: () => failedCount,
     attempts,
     stop: async () => {
       running = false;
