@@ -310,10 +310,14 @@ export interface ChildCairn {
 }
 
 /** `cairn` (node lib/cli/main.ts) as a child process on free loopback ports. */
-export async function startChildCairn(args: readonly string[]): Promise<ChildCairn> {
+export async function startChildCairn(
+  args: readonly string[],
+  nodeArgs: readonly string[] = [],
+): Promise<ChildCairn> {
   const port = await freePort();
   const adminPort = await freePort();
   const proc = spawnManaged(`cairn :${port}`, process.execPath, [
+    ...nodeArgs,
     join(repoRoot, 'lib', 'cli', 'main.ts'),
     '--listen',
     `127.0.0.1:${port}`,
