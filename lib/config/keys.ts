@@ -142,7 +142,7 @@ export const configKeys: readonly ConfigKey[] = [
     type: 'string',
     value: 'N',
     default: '5',
-    help: 'consecutive failures (connect, reset, 5xx) that eject a target; 0 = never',
+    help: 'consecutive failures (connect, reset, 5xx, response timeout) that eject a target; 0 = never',
   },
   {
     name: 'eject-time',

@@ -181,7 +181,9 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
     const isConnect = connectErrorCodes.has(code);
     const isReset = resetErrorCodes.has(code);
     const isTimeout = code === 'UND_ERR_HEADERS_TIMEOUT';
-    if ((isConnect || isReset) && state !== undefined)
+    // A response timeout counts like an upstream 5xx: a target that keeps timing out is ejected
+    // (found by the chaos suite: a hung instance otherwise drew 504s for as long as it hung).
+    if ((isConnect || isReset || isTimeout) && state !== undefined)
       this.proxy.health.recordFailure(state, this.route.targets);
     const onUpstreamError = this.clientClosed ? undefined : this.proxy.opts.onUpstreamError;
     if ((isConnect || isReset) && this.canRetry(isConnect)) {

@@ -48,6 +48,8 @@ export class FileRegistry implements RegistryAdapter {
   private onState: StateListener | undefined;
   private watcher: FSWatcher | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
+  /** When the first change of the current (not yet re-read) burst arrived; 0 = no burst. */
+  private burstStart = 0;
   private rewatchTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private pending = false;
@@ -155,9 +157,20 @@ export class FileRegistry implements RegistryAdapter {
 
   private schedule(): void {
     if (this.stopped) return;
+    // Trailing debounce, bounded: a file rewritten more often than debounceMs (a config tool in
+    // a loop, the chaos suite's churn) must still be re-read at least every 2 x debounceMs, or
+    // the table would never follow it.
+    const now = Date.now();
+    if (this.burstStart === 0) this.burstStart = now;
+    const wait = Math.max(0, Math.min(this.debounceMs, this.burstStart + 2 * this.debounceMs - now));
     clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => void this.reload(), this.debounceMs);
+    this.debounceTimer = setTimeout(this.fireReload, wait);
   }
+
+  private readonly fireReload = (): void => {
+    this.burstStart = 0;
+    void this.reload();
+  };
 
   /** Reads the file; overlapping calls coalesce into one more read after the current one. */
   private reload(): Promise<void> {

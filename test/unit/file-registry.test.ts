@@ -432,6 +432,24 @@ describe('file registry: watching adapter', function () {
     expect(rec.snapshots.length).to.be.at.most(3);
   });
 
+  it('a file rewritten faster than the debounce is still re-read during the burst (no starvation)', async () => {
+    // Found by the chaos suite's table churn: a trailing-only debounce never fired while changes
+    // kept coming faster than debounceMs, so the table stopped following the file.
+    await writeFile(file, oneService(8081));
+    const { rec, started } = start();
+    await started;
+    const burstEnd = Date.now() + 400;
+    let p = 8100;
+    let duringBurst = 0;
+    while (Date.now() < burstEnd) {
+      await writeFile(file, oneService(p++));
+      await sleep(5);
+      duringBurst = rec.snapshots.length - 1;
+    }
+    expect(duringBurst, 're-reads while the writes kept coming').to.be.at.least(3);
+    await until('last write applied', () => rec.snapshots.at(-1)?.instances[0]?.port === p - 1);
+  });
+
   it('a deleted file goes stale and comes back when recreated', async () => {
     await writeFile(file, oneService(8081));
     const { rec, started } = start();
