@@ -106,6 +106,10 @@ export class AdminServer {
       }
       case '/health':
         if (this.cairn.isDraining) return body(res, 503, 'draining\n');
+        // With --workers N the admin is up before the workers listen: not ready until one does,
+        // so a HEALTHCHECK, keepalived or a test never sends traffic to a port nobody accepts on.
+        if (this.cairn.cluster !== undefined && this.cairn.cluster.listening === 0)
+          return body(res, 503, 'starting\n');
         return body(res, 200, 'OK\n');
       case '/metrics': {
         if (this.cairn.cluster !== undefined) {

@@ -18,6 +18,8 @@ export interface WorkerJson {
 
 export interface ClusterView {
   workers(): WorkerJson[];
+  /** Workers accepting proxy traffic now (0 while they start: /health is not ready yet). */
+  readonly listening: number;
   /** The Prometheus exposition with the workers' metrics summed in. */
   metrics(): Promise<{ readonly text: string; readonly contentType: string }>;
 }

@@ -17,8 +17,11 @@ import type { FromWorker, ToWorker } from './protocol.ts';
 import { StatsReporter } from './stats-report.ts';
 import { rebuildTable } from './table-wire.ts';
 
+/** The control process may be gone (EPIPE): the 'disconnect' handler drains; never throw here. */
+function ignoreSendError(): void {}
+
 function send(m: FromWorker): void {
-  if (process.connected) process.send?.(m);
+  if (process.connected) process.send?.(m, undefined, undefined, ignoreSendError);
 }
 
 let server: CairnServer | undefined;

@@ -89,6 +89,13 @@ describe('examples/etcd (real etcd, the stack without Docker)', function () {
       `three api targets (cairn: ${cairn.output()}; sidecars: ${procs.map((p) => p.output()).join(' | ')})`,
       60_000,
     );
+    // With --workers (default: one per CPU) the proxy port accepts once a worker listens: /health says so.
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${adminPort}/health`)).status,
+      (status) => status === 200,
+      'cairn ready (/health)',
+      30_000,
+    );
 
     const seen = new Map<string, number>();
     for (let i = 0; i < 100; i++) {

@@ -364,15 +364,56 @@ export async function startChildCairn(
 // Gauges
 
 /** Open file descriptors of a process (this one by default). */
-export function openFds(pid: number | 'self' = 'self'): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+/**
+ * A process and its descendants (a `cairn --workers N` control process and its workers), so the
+ * gauges below cover every process that serves traffic.
+ */
+export function processTree(pid: number | 'self'): Array<number | 'self'> {
+  const out: Array<number | 'self'> = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i] as number | 'self';
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const tid of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ')) {
+          if (c.trim() !== '') out.push(Number(c));
+        }
+      } catch {
+        // the thread or process exited meanwhile
+      }
+    }
+  }
+  return out;
 }
 
-/** Resident set size of a process in bytes. */
+function sumOverTree(pid: number | 'self', one: (p: number | 'self') => number): number {
+  let n = 0;
+  for (const p of processTree(pid)) {
+    try {
+      n += one(p);
+    } catch {
+      // exited between the listing and the read
+    }
+  }
+  return n;
+}
+
+/** Open file descriptors of a process and its descendants (this process by default). */
+export function openFds(pid: number | 'self' = 'self'): number {
+  return sumOverTree(pid, (p) => readdirSync(`/proc/${p}/fd`).length);
+}
+
+/** Resident set size of a process and its descendants, in bytes. */
 export function rssBytes(pid: number | 'self' = 'self'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) * 1024 : 0;
+  return sumOverTree(pid, (p) => {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  });
 }
 
 let gcFn: (() => void) | undefined;
