@@ -4,13 +4,23 @@
 //
 // Order of application follows fabio: route commands generated from instance tags first, then
 // the manual commands; `route del` and `route weight` act on what exists at that point.
+//
+// Building is incremental (IncrementalTableBuilder): parsed instance products and frozen routes
+// are reused from the previous build where their inputs are unchanged, yet every table is
+// assembled whole and equals a from-scratch build, so "rebuilt whole, swapped whole" still holds.
 
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { compileHttpRouter } from './http-router.ts';
-import { parseRouteOptions } from './options.ts';
-import { parseRouteCommands } from './route-command.ts';
-import { instanceRouteCommands } from './tags.ts';
-import { parseTargetUrl } from './target-url.ts';
+import {
+  type AddTarget,
+  commandProblem,
+  isTcpProto,
+  type PreparedCommand,
+  prepareCommand,
+  splitSrc,
+  TableInputs,
+} from './table-inputs.ts';
 import { compileTcpRouter } from './tcp-router.ts';
 import type {
   BuildOptions,
@@ -20,13 +30,13 @@ import type {
   Problem,
   Route,
   RouteCommand,
-  RouteOptions,
   RouteTable,
   RouteTarget,
   Snapshot,
-  TargetUrl,
 } from './types.ts';
 import { distributeWeights } from './weights.ts';
+
+export { formatCommand, isTcpProto } from './table-inputs.ts';
 
 export const defaultBuildOptions = {
   tagPrefix: 'urlprefix-',
@@ -54,29 +64,51 @@ export function resolveBuildOptions(o: BuildOptions = {}): ResolvedBuildOptions 
   };
 }
 
-/** Builds the table for a registry snapshot: instances' route tags, then the manual commands. */
+/**
+ * Builds the table for a registry snapshot: instances' route tags, then the manual commands.
+ * A fresh `IncrementalTableBuilder` with nothing to reuse: the reference every incremental
+ * build must equal.
+ */
 export function buildTable(snapshot: Snapshot, options: BuildOptions = {}): RouteTable {
-  const opts = resolveBuildOptions(options);
-  const problems: Problem[] = [...(snapshot.problems ?? [])];
-  const excluded: ExcludedInstance[] = [];
-  const commands: RouteCommand[] = [];
-  const accepted = new Set<InstanceStatus>(opts.acceptedStatus);
-  // Deterministic regardless of the order a registry listed its instances in.
-  const instances = [...snapshot.instances].sort(compareInstances);
-  for (const inst of instances) {
-    const status = inst.status ?? 'passing';
-    if (!accepted.has(status)) {
-      excluded.push({ service: inst.service, id: inst.id, status });
-      continue;
-    }
-    const r = instanceRouteCommands(inst, { tagPrefix: opts.tagPrefix, env: opts.env });
-    for (const c of r.commands) commands.push(c);
-    for (const p of r.problems) problems.push(p);
+  return new IncrementalTableBuilder(options).build(snapshot);
+}
+
+/**
+ * Builds tables for a sequence of snapshots (the controller's), reusing what the previous build
+ * made for inputs that did not change: the parsed commands of unchanged services (TableInputs),
+ * and the frozen Route and RouteTarget objects whose inputs and weights are the same. Every
+ * table is still assembled whole and is equal, version included, to `buildTable()` of the same
+ * snapshot (test/unit/table-incremental.test.ts); reused objects only make the swap hooks
+ * cheaper, since they can skip what kept its identity.
+ */
+export class IncrementalTableBuilder {
+  private readonly opts: ResolvedBuildOptions;
+  private readonly inputs: TableInputs;
+  private previous: HostMap | undefined;
+
+  constructor(options: BuildOptions = {}) {
+    this.opts = resolveBuildOptions(options);
+    this.inputs = new TableInputs(this.opts);
   }
-  const manual = parseRouteCommands(snapshot.manual);
-  for (const c of manual.commands) commands.push(c);
-  for (const p of manual.problems) problems.push(p);
-  return buildTableFromCommands(commands, options, { problems, excluded });
+
+  build(snapshot: Snapshot): RouteTable {
+    const { services, manual } = this.inputs.collect(snapshot);
+    const b = new TableBuilder(this.previous);
+    for (const p of snapshot.problems ?? []) b.report(p);
+    const excluded: ExcludedInstance[] = [];
+    for (const products of services) {
+      for (const p of products) {
+        if (p.excluded !== undefined) excluded.push(p.excluded);
+        for (const problem of p.tagProblems) b.report(problem);
+      }
+    }
+    for (const p of manual.problems) b.report(p);
+    for (const products of services) for (const p of products) for (const c of p.commands) b.apply(c);
+    for (const c of manual.commands) b.apply(c);
+    const table = finishTable(b, this.opts, excluded);
+    this.previous = b.hosts;
+    return table;
+  }
 }
 
 /** Builds a table from already parsed route commands (fabio's `NewTable`). */
@@ -86,59 +118,62 @@ export function buildTableFromCommands(
   extra: { problems?: readonly Problem[]; excluded?: readonly ExcludedInstance[] } = {},
 ): RouteTable {
   const opts = resolveBuildOptions(options);
-  const b = new TableBuilder();
+  const b = new TableBuilder(undefined);
   for (const p of extra.problems ?? []) b.report(p);
-  for (const c of commands) {
-    if (c.cmd === 'route add') b.add(c);
-    else if (c.cmd === 'route del') b.del(c);
-    else b.weigh(c);
-  }
+  for (const c of commands) b.apply(prepareCommand(c));
+  return finishTable(b, opts, [...(extra.excluded ?? [])]);
+}
+
+function finishTable(b: TableBuilder, opts: ResolvedBuildOptions, excluded: ExcludedInstance[]): RouteTable {
   const routes = b.finish();
   const version = tableVersion(routes);
-  const http = compileHttpRouter(
-    routes.filter((r) => !isTcpProto(r.proto)),
-    { matcher: opts.matcher, globMatching: opts.globMatching },
-  );
-  const tcp = compileTcpRouter(routes.filter((r) => isTcpProto(r.proto)));
+  const httpRoutes: Route[] = [];
+  const tcpRoutes: Route[] = [];
+  for (const r of routes) (isTcpProto(r.proto) ? tcpRoutes : httpRoutes).push(r);
+  const http = compileHttpRouter(httpRoutes, { matcher: opts.matcher, globMatching: opts.globMatching });
+  const tcp = compileTcpRouter(tcpRoutes);
   return Object.freeze({
     version,
     routes: Object.freeze(routes),
     http,
     tcp,
-    excluded: Object.freeze([...(extra.excluded ?? [])]),
+    excluded: Object.freeze(excluded),
     problems: Object.freeze(b.problems),
   });
 }
 
-export function isTcpProto(proto: string): boolean {
-  return proto === 'tcp' || proto === 'tcp+sni';
-}
-
+/** One target of a route being assembled: a placed command and its (possibly overridden) weight. */
 interface WorkTarget {
-  service: string;
-  dst: string;
-  url: TargetUrl;
-  tags: readonly string[];
+  readonly add: AddTarget;
+  readonly service: string;
+  readonly tags: readonly string[];
+  readonly instanceWeight: number;
   fixedWeight: number;
-  instanceWeight: number;
-  opts: RouteOptions;
-  rawOpts: Readonly<Record<string, string>>;
-  instanceId: string | undefined;
 }
 
 interface WorkRoute {
   /** fabio's host key: `foo.com`, `foo.com:80`, `*.a.com`, `:3306`, ''. */
-  hostKey: string;
-  path: string;
-  tcp: boolean;
+  readonly hostKey: string;
+  readonly path: string;
+  readonly tcp: boolean;
   targets: WorkTarget[];
+  /** The frozen route, once finish() made (or reused) it. */
+  frozen: Route | undefined;
 }
+
+/** hostKey -> path -> route, insertion ordered. */
+type HostMap = Map<string, Map<string, WorkRoute>>;
 
 class TableBuilder {
   readonly problems: Problem[] = [];
   private readonly seen = new Set<string>();
-  /** hostKey -> path -> route, insertion ordered. */
-  private readonly hosts = new Map<string, Map<string, WorkRoute>>();
+  readonly hosts: HostMap = new Map();
+  /** The previous build's routes: a route whose targets and weights are the same is reused. */
+  private readonly previous: HostMap | undefined;
+
+  constructor(previous: HostMap | undefined) {
+    this.previous = previous;
+  }
 
   report(p: Problem): void {
     const id = `${p.source}\u0000${p.line ?? ''}\u0000${p.instance ?? ''}\u0000${p.input}\u0000${p.reason}`;
@@ -147,67 +182,47 @@ class TableBuilder {
     this.problems.push(p);
   }
 
-  private problem(c: RouteCommand, reason: string, severity: Problem['severity'] = 'error'): void {
-    const p: Problem = {
-      source: c.instanceId === undefined ? 'manual' : 'tag',
-      severity,
-      reason,
-      input: formatCommand(c),
-      service: c.service,
-      ...(c.instanceId !== undefined ? { instance: c.instanceId } : {}),
-      ...(c.line !== undefined ? { line: c.line } : {}),
-    };
-    this.report(p);
+  apply(c: PreparedCommand): void {
+    if (c.cmd.cmd === 'route add') this.add(c);
+    else if (c.cmd.cmd === 'route del') this.del(c.cmd);
+    else this.weigh(c.cmd);
   }
 
-  add(c: RouteCommand): void {
-    if (c.src === '') return this.problem(c, 'route: prefix must not be empty');
-    if (c.dst === '') return this.problem(c, 'route: target must not be empty');
-    const url = parseTargetUrl(c.dst);
-    if (typeof url === 'string') return this.problem(c, url);
-    const parsed = parseRouteOptions(c.opts, c.dst);
-    for (const e of parsed.errors) this.problem(c, e);
-    if (parsed.errors.length > 0) return;
-    // Commands from tags were validated (and their warnings reported) by instanceRouteCommands.
-    if (c.instanceId === undefined) for (const w of parsed.warnings) this.problem(c, w, 'warning');
-    const tcp = isTcpSrc(c.src, parsed.opts.proto);
-    const { hostKey, path } = splitSrc(c.src, tcp);
-    let paths = this.hosts.get(hostKey);
+  private add(c: PreparedCommand): void {
+    for (const p of c.problems) this.report(p);
+    const a = c.add;
+    if (a === undefined) return;
+    let paths = this.hosts.get(a.hostKey);
     if (paths === undefined) {
       paths = new Map();
-      this.hosts.set(hostKey, paths);
+      this.hosts.set(a.hostKey, paths);
     }
-    let route = paths.get(path);
+    let route = paths.get(a.path);
     if (route === undefined) {
-      route = { hostKey, path, tcp, targets: [] };
-      paths.set(path, route);
+      route = { hostKey: a.hostKey, path: a.path, tcp: a.tcp, targets: [], frozen: undefined };
+      paths.set(a.path, route);
     }
-    const fixedWeight = c.weight > 0 ? c.weight : 0;
     for (const t of route.targets) {
       // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
       if (
-        t.service === c.service &&
-        t.dst === c.dst &&
-        t.fixedWeight === fixedWeight &&
-        sameTags(t.tags, c.tags)
+        t.service === a.service &&
+        t.add.dst === a.dst &&
+        t.fixedWeight === a.fixedWeight &&
+        sameTags(t.tags, a.tags)
       ) {
         return;
       }
     }
     route.targets.push({
-      service: c.service,
-      dst: c.dst,
-      url,
-      tags: c.tags,
-      fixedWeight,
-      instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
-      opts: parsed.opts,
-      rawOpts: c.opts,
-      instanceId: c.instanceId,
+      add: a,
+      service: a.service,
+      tags: a.tags,
+      instanceWeight: a.instanceWeight,
+      fixedWeight: a.fixedWeight,
     });
   }
 
-  del(c: RouteCommand): void {
+  private del(c: RouteCommand): void {
     let keep: (t: WorkTarget) => boolean;
     let scope: WorkRoute[];
     if (c.tags.length > 0) {
@@ -220,17 +235,19 @@ class TableBuilder {
       const r = this.find(c.src);
       scope = r === undefined ? [] : [r];
       keep =
-        c.dst === '' ? (t) => t.service !== c.service : (t) => !(t.service === c.service && t.dst === c.dst);
+        c.dst === ''
+          ? (t) => t.service !== c.service
+          : (t) => !(t.service === c.service && t.add.dst === c.dst);
     }
     for (const r of scope) r.targets = r.targets.filter(keep);
     this.prune();
   }
 
-  weigh(c: RouteCommand): void {
+  private weigh(c: RouteCommand): void {
     const r = this.find(c.src);
     const matched = r === undefined ? [] : r.targets.filter((t) => matchesWeightRule(t, c));
     if (matched.length === 0) {
-      return this.problem(c, 'route weight: no target matches (ignored)', 'warning');
+      return this.report(commandProblem(c, 'route weight: no target matches (ignored)', 'warning'));
     }
     // fabio spreads the share evenly over the matching targets; Cairn spreads it in proportion
     // to their instance weights, which is the same thing when those are all 1.
@@ -270,14 +287,28 @@ class TableBuilder {
     for (const hostKey of hostKeys) {
       const paths = this.hosts.get(hostKey);
       if (paths === undefined) continue;
+      const before = this.previous?.get(hostKey);
       const sorted = [...paths.values()].sort((a, b) => descending(a.path, b.path));
       for (const r of sorted) {
-        const route = freezeRoute(r);
+        const old = before?.get(r.path);
+        const route = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
+        r.frozen = route;
         if (route.targets.length > 0) routes.push(route);
       }
     }
     return routes;
   }
+}
+
+/** Same targets (the same placed commands, in order) with the same weights: the same Route. */
+function sameWork(a: WorkRoute, b: WorkRoute): boolean {
+  if (a.frozen === undefined || a.tcp !== b.tcp || a.targets.length !== b.targets.length) return false;
+  for (let i = 0; i < a.targets.length; i++) {
+    const x = a.targets[i] as WorkTarget;
+    const y = b.targets[i] as WorkTarget;
+    if (x.add !== y.add || x.fixedWeight !== y.fixedWeight) return false;
+  }
+  return true;
 }
 
 function freezeRoute(r: WorkRoute): Route {
@@ -287,33 +318,16 @@ function freezeRoute(r: WorkRoute): Route {
   let totalWeight = 0;
   for (let i = 0; i < r.targets.length; i++) {
     const t = r.targets[i] as WorkTarget;
-    const share = dist.shares[i] ?? 0;
-    const weight = dist.weights[i] ?? 0;
-    const target: RouteTarget = Object.freeze({
-      key: `${t.service}|${t.dst}|${t.tags.join(',')}`,
-      service: t.service,
-      dst: t.dst,
-      url: Object.freeze(t.url),
-      // Command arrays and option maps are created by the parsers for this build alone: freeze
-      // them in place rather than copying (14,000 targets per big table).
-      tags: Object.freeze(t.tags as string[]),
-      fixedWeight: t.fixedWeight,
-      instanceWeight: t.instanceWeight,
-      share,
-      weight,
-      opts: Object.freeze(t.opts),
-      rawOpts: Object.freeze(t.rawOpts),
-      ...(t.instanceId !== undefined ? { instanceId: t.instanceId } : {}),
-    });
-    if (weight > 0) {
+    const target = makeTarget(t, dist.shares[i] ?? 0, dist.weights[i] ?? 0);
+    if (target.weight > 0) {
       targets.push(target);
-      totalWeight += weight;
+      totalWeight += target.weight;
     } else {
       starved.push(target);
     }
   }
   const first = r.targets[0];
-  const proto = first?.opts.proto ?? 'http';
+  const proto = first?.add.opts.proto ?? 'http';
   let host = r.hostKey;
   let port = 0;
   const colon = r.hostKey.lastIndexOf(':');
@@ -334,22 +348,33 @@ function freezeRoute(r: WorkRoute): Route {
   });
 }
 
-/** A TCP src is `:port` or `host:port` without a path, on a tcp/tcp+sni route. */
-function isTcpSrc(src: string, proto: string): boolean {
-  if (src.includes('/')) return false;
-  return src.startsWith(':') || isTcpProto(proto);
-}
-
-/** fabio's hostpath(): `host/path` -> host (lowercased) and `/path`; a TCP src has no path. */
-function splitSrc(src: string, tcp: boolean): { hostKey: string; path: string } {
-  if (tcp || src.startsWith(':')) return { hostKey: src.toLowerCase(), path: '' };
-  const slash = src.indexOf('/');
-  if (slash < 0) return { hostKey: src.toLowerCase(), path: '/' };
-  return { hostKey: src.slice(0, slash).toLowerCase(), path: src.slice(slash) };
-}
-
-function instanceWeightOf(w: number | undefined): number {
-  return w !== undefined && w >= 1 ? Math.floor(w) : 1;
+/** The command's target with these weights: the one the last build made when they are equal. */
+function makeTarget(t: WorkTarget, share: number, weight: number): RouteTarget {
+  const a = t.add;
+  const made = a.made;
+  if (
+    made !== undefined &&
+    made.share === share &&
+    made.weight === weight &&
+    made.fixedWeight === t.fixedWeight
+  )
+    return made;
+  const target: RouteTarget = Object.freeze({
+    key: a.key,
+    service: a.service,
+    dst: a.dst,
+    url: a.url,
+    tags: a.tags,
+    fixedWeight: t.fixedWeight,
+    instanceWeight: a.instanceWeight,
+    share,
+    weight,
+    opts: a.opts,
+    rawOpts: a.rawOpts,
+    ...(a.instanceId !== undefined ? { instanceId: a.instanceId } : {}),
+  });
+  a.made = target;
+  return target;
 }
 
 function matchesWeightRule(t: WorkTarget, c: RouteCommand): boolean {
@@ -372,31 +397,6 @@ function descending(a: string, b: string): number {
   return a < b ? 1 : a > b ? -1 : 0;
 }
 
-function compareInstances(
-  a: { service: string; id: string; registry?: string },
-  b: { service: string; id: string; registry?: string },
-): number {
-  if (a.service !== b.service) return a.service < b.service ? -1 : 1;
-  if (a.id !== b.id) return a.id < b.id ? -1 : 1;
-  const ra = a.registry ?? '';
-  const rb = b.registry ?? '';
-  return ra < rb ? -1 : ra > rb ? 1 : 0;
-}
-
-/** fabio's `route add` line for a command (used for problems). */
-export function formatCommand(c: RouteCommand): string {
-  let s = c.cmd;
-  if (c.service !== '') s += ` ${c.service}`;
-  if (c.src !== '') s += ` ${c.src}`;
-  if (c.dst !== '') s += ` ${c.dst}`;
-  if (c.cmd === 'route weight' || c.weight > 0) s += ` weight ${c.weight}`;
-  if (c.tags.length > 0) s += ` tags "${c.tags.join(',')}"`;
-  const keys = Object.keys(c.opts);
-  if (keys.length > 0)
-    s += ` opts "${keys.map((k) => (c.opts[k] === '' ? k : `${k}=${c.opts[k]}`)).join(' ')}"`;
-  return s;
-}
-
 /** One `route add` line for a target, as fabio's `Table.config()` prints it. */
 export function targetConfigLine(route: Route, t: RouteTarget, withWeights: boolean): string {
   let s = `route add ${t.service} ${route.src} ${t.dst}`;
@@ -415,17 +415,34 @@ export function tableConfig(table: Pick<RouteTable, 'routes'>, withWeights: bool
   return lines;
 }
 
-function tableVersion(routes: readonly Route[]): string {
-  // One hash over a plain canonical form (cheaper than hashing the formatted route lines).
-  const parts: string[] = [];
-  for (const r of routes) {
-    parts.push(r.src, r.proto);
-    for (const list of [r.targets, r.starved]) {
-      for (const t of list) {
-        parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
-        for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
-      }
+/**
+ * Each route's digest: the hash of its canonical form (source, proto, and every target's key,
+ * share, weight, instance and raw options, NUL-separated). Routes are immutable, so a reused
+ * route is hashed once, whatever the number of tables it lives in.
+ */
+const routeDigests = new WeakMap<Route, Buffer>();
+
+function routeDigest(r: Route): Buffer {
+  let d = routeDigests.get(r);
+  if (d !== undefined) return d;
+  const parts: string[] = [r.src, r.proto];
+  for (const list of [r.targets, r.starved]) {
+    for (const t of list) {
+      parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
+      for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
     }
   }
-  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
+  d = createHash('sha256').update(parts.join('\u0000')).digest();
+  routeDigests.set(r, d);
+  return d;
+}
+
+/**
+ * The table's version: a hash over its routes' digests, in table order. A change re-hashes the
+ * changed routes and 32 bytes per route, not the whole table's text.
+ */
+function tableVersion(routes: readonly Route[]): string {
+  const all = Buffer.allocUnsafe(routes.length * 32);
+  for (let i = 0; i < routes.length; i++) routeDigest(routes[i] as Route).copy(all, i * 32);
+  return createHash('sha256').update(all).digest('hex').slice(0, 16);
 }

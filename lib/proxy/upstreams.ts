@@ -44,6 +44,8 @@ function tlsServerName(t: RouteTarget): string | undefined {
   return undefined;
 }
 
+const originKeys = new WeakMap<RouteTarget, string>();
+
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
   /**
@@ -99,8 +101,15 @@ export class Upstreams {
   /** After a swap: close pools no target of the live tables uses any more (gracefully). */
   retain(targets: Iterable<RouteTarget>): void {
     const keepOrigins = new Set<string>();
+    // Targets are immutable and unchanged routes keep theirs from table to table: each target's
+    // origin is worked out once, not on every swap.
     for (const t of targets) {
-      keepOrigins.add(originKey(t));
+      let k = originKeys.get(t);
+      if (k === undefined) {
+        k = originKey(t);
+        originKeys.set(t, k);
+      }
+      keepOrigins.add(k);
     }
     // Old tables' target objects stay mapped until collected; a closed pool is never reused
     // because the new table's targets are new objects.
