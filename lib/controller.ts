@@ -18,21 +18,37 @@ import type {
   Strategy,
 } from '../routing/types.ts';
 import type { TargetHealth } from './health/target-health.ts';
+import { routesBySrc } from './stats/route-index.ts';
 
 /** A table plus the balancer state for it: what a request works against from lookup to forward. */
 export class TableRuntime {
   readonly table: RouteTable;
   private readonly balancers = new Map<Route, Balancer>();
+  private readonly strategy: Strategy;
+  private readonly health: TargetHealth;
   readonly builtAt: number;
 
   constructor(table: RouteTable, strategy: Strategy, health: TargetHealth, builtAt = Date.now()) {
     this.table = table;
     this.builtAt = builtAt;
-    for (const r of table.routes) this.balancers.set(r, createBalancer(strategy, r, health));
+    this.strategy = strategy;
+    this.health = health;
   }
 
+  /**
+   * The route's balancer in this snapshot (fresh state per snapshot, as ever), made when the
+   * route first takes traffic: a swap does not pay for the thousands of routes a change did not
+   * touch, and most of a big table's routes are idle between two swaps anyway.
+   */
   balancer(route: Route): Balancer | undefined {
-    return this.balancers.get(route);
+    let b = this.balancers.get(route);
+    if (b === undefined) {
+      // Only routes of this table (a route object can be shared by several tables).
+      if (routesBySrc(this.table).get(route.src) !== route) return undefined;
+      b = createBalancer(this.strategy, route, this.health);
+      this.balancers.set(route, b);
+    }
+    return b;
   }
 }
 

@@ -74,6 +74,8 @@ export interface ManualProduct {
   readonly text: string;
   readonly problems: readonly Problem[];
   readonly commands: readonly PreparedCommand[];
+  /** Only `route add` commands: targets only accumulate, nothing is deleted or re-weighted. */
+  readonly additive: boolean;
 }
 
 export interface InputOptions {
@@ -82,10 +84,19 @@ export interface InputOptions {
   readonly env: Readonly<Record<string, string>>;
 }
 
+/** A service whose products differ from the previous collect's (new, changed or gone). */
+export interface ServiceChange {
+  readonly name: string;
+  readonly before: readonly InstanceProduct[] | undefined;
+  readonly after: readonly InstanceProduct[] | undefined;
+}
+
 /** A snapshot's products in build order: services sorted, instances sorted within a service. */
 export interface CollectedInputs {
   readonly services: readonly (readonly InstanceProduct[])[];
   readonly manual: ManualProduct;
+  /** What changed since the previous collect, sorted by service name. */
+  readonly changes: readonly ServiceChange[];
 }
 
 const noProblems: readonly Problem[] = Object.freeze([]);
@@ -99,6 +110,11 @@ export class TableInputs {
   private readonly opts: InputOptions;
   private readonly accepted: ReadonlySet<InstanceStatus>;
   private services = new Map<string, readonly InstanceProduct[]>();
+  /** Service names in build order, and their products beside them. */
+  private names: string[] = [];
+  private sorted: (readonly InstanceProduct[])[] = [];
+  /** The instance list of the previous collect. */
+  private instances: readonly ServiceInstance[] | undefined;
   private manual: ManualProduct | undefined;
 
   constructor(opts: InputOptions) {
@@ -107,10 +123,22 @@ export class TableInputs {
   }
 
   collect(snapshot: Snapshot): CollectedInputs {
+    const changes = this.collectChanged(snapshot.instances) ?? this.collectAll(snapshot.instances);
+    this.instances = snapshot.instances;
+    let manual = this.manual;
+    if (manual === undefined || manual.text !== snapshot.manual) {
+      manual = prepareManual(snapshot.manual);
+      this.manual = manual;
+    }
+    return { services: this.sorted, manual, changes };
+  }
+
+  /** Groups every instance by service (the first collect, and changes that touch many services). */
+  private collectAll(instances: readonly ServiceInstance[]): ServiceChange[] {
     // Grouping by service and sorting each group gives the same order as sorting every instance
     // by (service, id, registry), at a fraction of the comparisons.
     const groups = new Map<string, ServiceInstance[]>();
-    for (const inst of snapshot.instances) {
+    for (const inst of instances) {
       const g = groups.get(inst.service);
       if (g === undefined) groups.set(inst.service, [inst]);
       else g.push(inst);
@@ -118,21 +146,82 @@ export class TableInputs {
     const names = [...groups.keys()].sort();
     const previous = this.services;
     const next = new Map<string, readonly InstanceProduct[]>();
-    const services: (readonly InstanceProduct[])[] = [];
+    const sorted: (readonly InstanceProduct[])[] = [];
+    const changes: ServiceChange[] = [];
     for (const name of names) {
       const group = groups.get(name) as ServiceInstance[];
       if (group.length > 1) group.sort(compareInstances);
-      const products = this.serviceProducts(group, previous.get(name));
+      const before = previous.get(name);
+      const products = this.serviceProducts(group, before);
+      if (products !== before) changes.push({ name, before, after: products });
       next.set(name, products);
-      services.push(products);
+      sorted.push(products);
+    }
+    if (next.size !== previous.size || changes.some((c) => c.before === undefined)) {
+      for (const [name, before] of previous) {
+        if (!next.has(name)) changes.push({ name, before, after: undefined });
+      }
+      changes.sort(byName);
     }
     this.services = next;
-    let manual = this.manual;
-    if (manual === undefined || manual.text !== snapshot.manual) {
-      manual = prepareManual(snapshot.manual);
-      this.manual = manual;
+    this.names = names;
+    this.sorted = sorted;
+    return changes;
+  }
+
+  /**
+   * Registries hand over the same record objects for unchanged instances, mostly in the same
+   * order, so a change is a window between an unchanged head and tail of the list. Only the
+   * services in that window are regrouped. undefined: too much changed (collect everything).
+   */
+  private collectChanged(instances: readonly ServiceInstance[]): ServiceChange[] | undefined {
+    const old = this.instances;
+    if (old === undefined) return undefined;
+    if (old === instances) return [];
+    let head = 0;
+    const min = Math.min(old.length, instances.length);
+    while (head < min && old[head] === instances[head]) head++;
+    let tail = 0;
+    while (tail < min - head && old[old.length - 1 - tail] === instances[instances.length - 1 - tail]) {
+      tail++;
     }
-    return { services, manual };
+    // Past an eighth of the list, regrouping everything costs about the same.
+    const limit = Math.max(8, instances.length >> 3);
+    if (old.length - head - tail > limit || instances.length - head - tail > limit) return undefined;
+    const touched = new Set<string>();
+    for (let i = head; i < old.length - tail; i++) touched.add((old[i] as ServiceInstance).service);
+    for (let i = head; i < instances.length - tail; i++)
+      touched.add((instances[i] as ServiceInstance).service);
+    if (touched.size === 0) return [];
+    const groups = new Map<string, ServiceInstance[]>();
+    for (const name of touched) groups.set(name, []);
+    for (const inst of instances) groups.get(inst.service)?.push(inst);
+    const changes: ServiceChange[] = [];
+    for (const [name, group] of groups) {
+      if (group.length > 1) group.sort(compareInstances);
+      const before = this.services.get(name);
+      const after = group.length === 0 ? undefined : this.serviceProducts(group, before);
+      if (after === before) continue;
+      changes.push({ name, before, after });
+      // Keep the sorted name list and the product lists beside it in step.
+      const at = lowerBound(this.names, name);
+      const present = this.names[at] === name;
+      if (after === undefined) {
+        this.services.delete(name);
+        if (present) {
+          this.names.splice(at, 1);
+          this.sorted.splice(at, 1);
+        }
+      } else {
+        this.services.set(name, after);
+        if (present) this.sorted[at] = after;
+        else {
+          this.names.splice(at, 0, name);
+          this.sorted.splice(at, 0, after);
+        }
+      }
+    }
+    return changes.sort(byName);
   }
 
   private serviceProducts(
@@ -192,6 +281,22 @@ export class TableInputs {
   }
 }
 
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** The first index whose name is not below `name` (names are sorted as `Array.sort()` does). */
+function lowerBound(names: readonly string[], name: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((names[mid] as string) < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function instanceIdent(i: ServiceInstance): string {
   return `${i.id}\u0000${i.registry ?? ''}`;
 }
@@ -230,7 +335,12 @@ export function compareInstances(
 
 export function prepareManual(text: string): ManualProduct {
   const parsed = parseRouteCommands(text);
-  return { text, problems: parsed.problems, commands: parsed.commands.map(prepareCommand) };
+  return {
+    text,
+    problems: parsed.problems,
+    commands: parsed.commands.map(prepareCommand),
+    additive: parsed.commands.every((c) => c.cmd === 'route add'),
+  };
 }
 
 /** Checks and parses a `route add` once; `route del` / `route weight` act at build time. */

@@ -14,8 +14,10 @@ import { createHash } from 'node:crypto';
 import { compileHttpRouter } from './http-router.ts';
 import {
   type AddTarget,
+  type CollectedInputs,
   commandProblem,
   isTcpProto,
+  type ManualProduct,
   type PreparedCommand,
   prepareCommand,
   splitSrc,
@@ -84,7 +86,10 @@ export function buildTable(snapshot: Snapshot, options: BuildOptions = {}): Rout
 export class IncrementalTableBuilder {
   private readonly opts: ResolvedBuildOptions;
   private readonly inputs: TableInputs;
+  /** The previous build's routes (full builds reuse their frozen routes). */
   private previous: HostMap | undefined;
+  /** Set while the manual commands only add: then a change re-assembles only its routes. */
+  private assembly: Assembly | undefined;
 
   constructor(options: BuildOptions = {}) {
     this.opts = resolveBuildOptions(options);
@@ -92,23 +97,233 @@ export class IncrementalTableBuilder {
   }
 
   build(snapshot: Snapshot): RouteTable {
-    const { services, manual } = this.inputs.collect(snapshot);
-    const b = new TableBuilder(this.previous);
-    for (const p of snapshot.problems ?? []) b.report(p);
-    const excluded: ExcludedInstance[] = [];
-    for (const products of services) {
-      for (const p of products) {
-        if (p.excluded !== undefined) excluded.push(p.excluded);
-        for (const problem of p.tagProblems) b.report(problem);
+    const collected = this.inputs.collect(snapshot);
+    const a = this.assembly;
+    if (a !== undefined && a.manual === collected.manual) {
+      try {
+        return this.buildChanged(snapshot, collected, a);
+      } catch (err) {
+        // Never leave a half-updated assembly behind: the next build starts from scratch.
+        this.assembly = undefined;
+        this.previous = undefined;
+        throw err;
       }
     }
-    for (const p of manual.problems) b.report(p);
+    return this.buildAll(snapshot, collected);
+  }
+
+  /** Every command applied in order (fabio's model), reusing frozen routes that came out equal. */
+  private buildAll(snapshot: Snapshot, { services, manual }: CollectedInputs): RouteTable {
+    const b = new TableBuilder(this.previous);
+    const excluded = reportInputProblems(b, snapshot, services, manual);
     for (const products of services) for (const p of products) for (const c of p.commands) b.apply(c);
     for (const c of manual.commands) b.apply(c);
-    const table = finishTable(b, this.opts, excluded);
+    const routes = b.finish();
     this.previous = b.hosts;
-    return table;
+    this.assembly = manual.additive ? { hosts: b.hosts, order: b.order, manual } : undefined;
+    return finishTable(routes, b.problems, this.opts, excluded);
   }
+
+  /**
+   * Only `route add` commands (from tags, then the unchanged manual ones): a route's targets are
+   * its adds in command order, de-duplicated, so only the routes a changed service adds to (or
+   * added to) are re-assembled; every other route, and the config order, are kept.
+   */
+  private buildChanged(
+    snapshot: Snapshot,
+    { services, manual, changes }: CollectedInputs,
+    a: Assembly,
+  ): RouteTable {
+    const problems = new ProblemList();
+    const excluded = reportInputProblems(problems, snapshot, services, manual);
+    for (const products of services)
+      for (const p of products) for (const c of p.commands) for (const x of c.problems) problems.report(x);
+    for (const c of manual.commands) for (const x of c.problems) problems.report(x);
+    if (changes.length === 0) return finishTable(routesOf(a.order), problems.list, this.opts, excluded);
+
+    const changed = new Set<string>();
+    /** Dirty routes -> the adds of changed services to them, in command order. */
+    const dirty = new Map<WorkRoute, AddTarget[]>();
+    const created: WorkRoute[] = [];
+    for (const c of changes) {
+      changed.add(c.name);
+      for (const p of c.before ?? [])
+        for (const cmd of p.commands) {
+          const r = cmd.add === undefined ? undefined : findRoute(a.hosts, cmd.add);
+          if (r !== undefined && !dirty.has(r)) dirty.set(r, []);
+        }
+    }
+    for (const c of changes) {
+      for (const p of c.after ?? []) {
+        for (const cmd of p.commands) {
+          const add = cmd.add;
+          if (add === undefined) continue;
+          let r = findRoute(a.hosts, add);
+          if (r === undefined) {
+            r = newRoute(a.hosts, add);
+            created.push(r);
+          }
+          let adds = dirty.get(r);
+          if (adds === undefined) dirty.set(r, (adds = []));
+          adds.push(add);
+        }
+      }
+    }
+    let removed = false;
+    for (const [r, adds] of dirty) {
+      // The route's adds without the changed services', then theirs at their place in the
+      // service order (adds from tags are sorted by service; the manual ones come last).
+      const raw: AddTarget[] = [];
+      let next = 0;
+      for (const x of r.raw) {
+        if (x.instanceId !== undefined && changed.has(x.service)) continue;
+        while (
+          next < adds.length &&
+          (x.instanceId === undefined || (adds[next] as AddTarget).service < x.service)
+        )
+          raw.push(adds[next++] as AddTarget);
+        raw.push(x);
+      }
+      while (next < adds.length) raw.push(adds[next++] as AddTarget);
+      if (raw.length === 0) {
+        a.hosts.get(r.hostKey)?.delete(r.path);
+        if (a.hosts.get(r.hostKey)?.size === 0) a.hosts.delete(r.hostKey);
+        removed = true;
+        continue;
+      }
+      const work: WorkRoute = {
+        hostKey: r.hostKey,
+        path: r.path,
+        tcp: (raw[0] as AddTarget).tcp,
+        raw,
+        targets: dedupe(raw),
+        frozen: undefined,
+      };
+      r.frozen = r.frozen !== undefined && sameWork(r, work) ? r.frozen : freezeRoute(work);
+      r.tcp = work.tcp;
+      r.raw = raw;
+      r.targets = work.targets;
+    }
+    if (removed || created.length > 0) {
+      const order = removed
+        ? a.order.filter((r) => r.raw.length > 0 && findRoute(a.hosts, r) === r)
+        : a.order.slice();
+      for (const r of created) if (r.raw.length > 0) order.splice(insertionPoint(order, r), 0, r);
+      a.order = order;
+    }
+    return finishTable(routesOf(a.order), problems.list, this.opts, excluded);
+  }
+}
+
+/** What an additive build keeps for the next one. */
+interface Assembly {
+  /** Every route, including those whose targets are all starved. */
+  readonly hosts: HostMap;
+  /** The routes in fabio's config order. */
+  order: WorkRoute[];
+  readonly manual: ManualProduct;
+}
+
+/** Reports the snapshot's, the tags' and the manual text's problems; returns the excluded instances. */
+function reportInputProblems(
+  b: { report(p: Problem): void },
+  snapshot: Snapshot,
+  services: CollectedInputs['services'],
+  manual: ManualProduct,
+): ExcludedInstance[] {
+  for (const p of snapshot.problems ?? []) b.report(p);
+  const excluded: ExcludedInstance[] = [];
+  for (const products of services) {
+    for (const p of products) {
+      if (p.excluded !== undefined) excluded.push(p.excluded);
+      for (const problem of p.tagProblems) b.report(problem);
+    }
+  }
+  for (const p of manual.problems) b.report(p);
+  return excluded;
+}
+
+function findRoute(hosts: HostMap, k: { hostKey: string; path: string }): WorkRoute | undefined {
+  return hosts.get(k.hostKey)?.get(k.path);
+}
+
+function newRoute(hosts: HostMap, a: AddTarget): WorkRoute {
+  let paths = hosts.get(a.hostKey);
+  if (paths === undefined) {
+    paths = new Map();
+    hosts.set(a.hostKey, paths);
+  }
+  const r: WorkRoute = {
+    hostKey: a.hostKey,
+    path: a.path,
+    tcp: a.tcp,
+    raw: [],
+    targets: [],
+    frozen: undefined,
+  };
+  paths.set(a.path, r);
+  return r;
+}
+
+/** fabio de-duplicates identical targets (same service, URL, fixed weight and tags): the first stays. */
+function dedupe(raw: readonly AddTarget[]): WorkTarget[] {
+  const out: WorkTarget[] = [];
+  for (const a of raw) if (!hasTwin(out, a, a.fixedWeight)) out.push(workTarget(a));
+  return out;
+}
+
+function hasTwin(targets: readonly WorkTarget[], a: AddTarget, fixedWeight: number): boolean {
+  for (const t of targets) {
+    if (
+      t.service === a.service &&
+      t.add.dst === a.dst &&
+      t.fixedWeight === fixedWeight &&
+      sameTags(t.tags, a.tags)
+    )
+      return true;
+  }
+  return false;
+}
+
+function workTarget(a: AddTarget): WorkTarget {
+  return {
+    add: a,
+    service: a.service,
+    tags: a.tags,
+    instanceWeight: a.instanceWeight,
+    fixedWeight: a.fixedWeight,
+  };
+}
+
+/** fabio's config order: hosts descending with the host-less routes last, paths descending. */
+function configOrder(a: WorkRoute, b: WorkRoute): number {
+  if (a.hostKey !== b.hostKey) {
+    if (a.hostKey === '') return 1;
+    if (b.hostKey === '') return -1;
+    return descending(a.hostKey, b.hostKey);
+  }
+  return descending(a.path, b.path);
+}
+
+function insertionPoint(order: readonly WorkRoute[], r: WorkRoute): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (configOrder(order[mid] as WorkRoute, r) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The table's routes: those with a target that has a share. */
+function routesOf(order: readonly WorkRoute[]): Route[] {
+  const routes: Route[] = [];
+  for (const r of order) {
+    const f = r.frozen as Route;
+    if (f.targets.length > 0) routes.push(f);
+  }
+  return routes;
 }
 
 /** Builds a table from already parsed route commands (fabio's `NewTable`). */
@@ -121,11 +336,15 @@ export function buildTableFromCommands(
   const b = new TableBuilder(undefined);
   for (const p of extra.problems ?? []) b.report(p);
   for (const c of commands) b.apply(prepareCommand(c));
-  return finishTable(b, opts, [...(extra.excluded ?? [])]);
+  return finishTable(b.finish(), b.problems, opts, [...(extra.excluded ?? [])]);
 }
 
-function finishTable(b: TableBuilder, opts: ResolvedBuildOptions, excluded: ExcludedInstance[]): RouteTable {
-  const routes = b.finish();
+function finishTable(
+  routes: Route[],
+  problems: Problem[],
+  opts: ResolvedBuildOptions,
+  excluded: ExcludedInstance[],
+): RouteTable {
   const version = tableVersion(routes);
   const httpRoutes: Route[] = [];
   const tcpRoutes: Route[] = [];
@@ -138,7 +357,7 @@ function finishTable(b: TableBuilder, opts: ResolvedBuildOptions, excluded: Excl
     http,
     tcp,
     excluded: Object.freeze(excluded),
-    problems: Object.freeze(b.problems),
+    problems: Object.freeze(problems),
   });
 }
 
@@ -155,7 +374,9 @@ interface WorkRoute {
   /** fabio's host key: `foo.com`, `foo.com:80`, `*.a.com`, `:3306`, ''. */
   readonly hostKey: string;
   readonly path: string;
-  readonly tcp: boolean;
+  tcp: boolean;
+  /** Every `route add` for this route in command order, before de-duplication. */
+  raw: AddTarget[];
   targets: WorkTarget[];
   /** The frozen route, once finish() made (or reused) it. */
   frozen: Route | undefined;
@@ -164,10 +385,25 @@ interface WorkRoute {
 /** hostKey -> path -> route, insertion ordered. */
 type HostMap = Map<string, Map<string, WorkRoute>>;
 
-class TableBuilder {
-  readonly problems: Problem[] = [];
+/** Problems in report order, each reported once. */
+class ProblemList {
+  readonly list: Problem[] = [];
   private readonly seen = new Set<string>();
+
+  report(p: Problem): void {
+    const id = `${p.source}\u0000${p.line ?? ''}\u0000${p.instance ?? ''}\u0000${p.input}\u0000${p.reason}`;
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
+    this.list.push(p);
+  }
+}
+
+class TableBuilder {
+  private readonly reported = new ProblemList();
+  readonly problems: Problem[] = this.reported.list;
   readonly hosts: HostMap = new Map();
+  /** finish(): every route (starved ones too) in fabio's config order. */
+  order: WorkRoute[] = [];
   /** The previous build's routes: a route whose targets and weights are the same is reused. */
   private readonly previous: HostMap | undefined;
 
@@ -176,10 +412,7 @@ class TableBuilder {
   }
 
   report(p: Problem): void {
-    const id = `${p.source}\u0000${p.line ?? ''}\u0000${p.instance ?? ''}\u0000${p.input}\u0000${p.reason}`;
-    if (this.seen.has(id)) return;
-    this.seen.add(id);
-    this.problems.push(p);
+    this.reported.report(p);
   }
 
   apply(c: PreparedCommand): void {
@@ -192,34 +425,10 @@ class TableBuilder {
     for (const p of c.problems) this.report(p);
     const a = c.add;
     if (a === undefined) return;
-    let paths = this.hosts.get(a.hostKey);
-    if (paths === undefined) {
-      paths = new Map();
-      this.hosts.set(a.hostKey, paths);
-    }
-    let route = paths.get(a.path);
-    if (route === undefined) {
-      route = { hostKey: a.hostKey, path: a.path, tcp: a.tcp, targets: [], frozen: undefined };
-      paths.set(a.path, route);
-    }
-    for (const t of route.targets) {
-      // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
-      if (
-        t.service === a.service &&
-        t.add.dst === a.dst &&
-        t.fixedWeight === a.fixedWeight &&
-        sameTags(t.tags, a.tags)
-      ) {
-        return;
-      }
-    }
-    route.targets.push({
-      add: a,
-      service: a.service,
-      tags: a.tags,
-      instanceWeight: a.instanceWeight,
-      fixedWeight: a.fixedWeight,
-    });
+    const route = findRoute(this.hosts, a) ?? newRoute(this.hosts, a);
+    route.raw.push(a);
+    // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
+    if (!hasTwin(route.targets, a, a.fixedWeight)) route.targets.push(workTarget(a));
   }
 
   private del(c: RouteCommand): void {
@@ -283,7 +492,7 @@ class TableBuilder {
   finish(): Route[] {
     const hostKeys = [...this.hosts.keys()].filter((h) => h !== '').sort(descending);
     if (this.hosts.has('')) hostKeys.push('');
-    const routes: Route[] = [];
+    const order: WorkRoute[] = [];
     for (const hostKey of hostKeys) {
       const paths = this.hosts.get(hostKey);
       if (paths === undefined) continue;
@@ -291,12 +500,12 @@ class TableBuilder {
       const sorted = [...paths.values()].sort((a, b) => descending(a.path, b.path));
       for (const r of sorted) {
         const old = before?.get(r.path);
-        const route = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
-        r.frozen = route;
-        if (route.targets.length > 0) routes.push(route);
+        r.frozen = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
+        order.push(r);
       }
     }
-    return routes;
+    this.order = order;
+    return routesOf(order);
   }
 }
 

@@ -1,5 +1,5 @@
-// A table's routes by source. Tables are immutable, so each table's index is built once (on the
-// first swap hook that asks) and shared by the others (diff, live keys).
+// A table's routes by source. Tables are immutable, so each table's index is built once (by the
+// first swap hook that asks) and shared by the others (diff, live keys, the runtime's balancers).
 
 import type { Route, RouteTable } from '../../routing/types.ts';
 

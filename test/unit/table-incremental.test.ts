@@ -97,6 +97,7 @@ type Edit =
   | { kind: 'rename'; at: number; id: string }
   | { kind: 'clone'; at: number; id: string; service: string }
   | { kind: 'reverse' }
+  | { kind: 'copyAll' }
   | { kind: 'manual'; text: string }
   | { kind: 'problems'; on: boolean }
   | { kind: 'none' };
@@ -136,6 +137,7 @@ const editArb: fc.Arbitrary<Edit> = fc.oneof(
     service: fc.constantFrom(...serviceNames),
   }),
   fc.record({ kind: fc.constant('reverse' as const) }),
+  fc.record({ kind: fc.constant('copyAll' as const) }),
   fc.record({
     kind: fc.constant('manual' as const),
     text: fc.array(fc.constantFrom(...manualTexts), { maxLength: 3 }).map((l) => l.join('\n')),
@@ -205,6 +207,10 @@ function applyEdit(s: State, e: Edit): State {
     case 'reverse':
       list.reverse();
       break;
+    case 'copyAll':
+      // Every record re-created (equal): a registry that rebuilds its whole list.
+      for (let i = 0; i < list.length; i++) list[i] = { ...(list[i] as ServiceInstance) };
+      break;
     case 'manual':
       return { ...s, instances: list, manual: e.text };
     case 'problems':
@@ -254,7 +260,7 @@ describe('table: incremental builds equal full builds', () => {
     fc.assert(
       fc.property(
         optionsArb,
-        fc.array(instanceArb, { maxLength: 12 }),
+        fc.array(instanceArb, { maxLength: 24 }),
         fc.constantFrom(...manualTexts),
         fc.array(editArb, { minLength: 1, maxLength: 12 }),
         (options, initial, manual, edits) => {
