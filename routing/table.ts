@@ -9,7 +9,6 @@
 // are reused from the previous build where their inputs are unchanged, yet every table is
 // assembled whole and equals a from-scratch build, so "rebuilt whole, swapped whole" still holds.
 
-import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { compileHttpRouter } from './http-router.ts';
 import {
@@ -625,33 +624,38 @@ export function tableConfig(table: Pick<RouteTable, 'routes'>, withWeights: bool
 }
 
 /**
- * Each route's digest: the hash of its canonical form (source, proto, and every target's key,
- * share, weight, instance and raw options, NUL-separated). Routes are immutable, so a reused
- * route is hashed once, whatever the number of tables it lives in.
+ * Each route's part of the canonical form the version hashes (source, proto, and every target's
+ * key, share, weight, instance and raw options, NUL-separated), with the NUL that joins it to the
+ * previous route in front. Routes are immutable, so a reused route is formatted once, whatever
+ * the number of tables it lives in.
  */
-const routeDigests = new WeakMap<Route, Buffer>();
+const versionParts = new WeakMap<Route, string>();
 
-function routeDigest(r: Route): Buffer {
-  let d = routeDigests.get(r);
-  if (d !== undefined) return d;
-  const parts: string[] = [r.src, r.proto];
+function versionPart(r: Route): string {
+  let s = versionParts.get(r);
+  if (s !== undefined) return s;
+  const parts: string[] = ['', r.src, r.proto];
   for (const list of [r.targets, r.starved]) {
     for (const t of list) {
       parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
       for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
     }
   }
-  d = createHash('sha256').update(parts.join('\u0000')).digest();
-  routeDigests.set(r, d);
-  return d;
+  s = parts.join('\u0000');
+  versionParts.set(r, s);
+  return s;
 }
 
 /**
- * The table's version: a hash over its routes' digests, in table order. A change re-hashes the
- * changed routes and 32 bytes per route, not the whole table's text.
+ * One hash over a plain canonical form of the table (cheaper than hashing the formatted route
+ * lines): every route's fields joined by NUL, the routes joined by NUL too. The routes' parts are
+ * streamed into the hash, never joined into one big string.
  */
 function tableVersion(routes: readonly Route[]): string {
-  const all = Buffer.allocUnsafe(routes.length * 32);
-  for (let i = 0; i < routes.length; i++) routeDigest(routes[i] as Route).copy(all, i * 32);
-  return createHash('sha256').update(all).digest('hex').slice(0, 16);
+  const h = createHash('sha256');
+  for (let i = 0; i < routes.length; i++) {
+    const part = versionPart(routes[i] as Route);
+    h.update(i === 0 ? part.slice(1) : part);
+  }
+  return h.digest('hex').slice(0, 16);
 }
