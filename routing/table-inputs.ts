@@ -66,7 +66,10 @@ export interface InstanceProduct {
   readonly excluded: ExcludedInstance | undefined;
   /** Problems of its route tags. */
   readonly tagProblems: readonly Problem[];
-  readonly commands: readonly PreparedCommand[];
+  /** Problems of placing its route commands (reported when they are applied, in this order). */
+  readonly addProblems: readonly Problem[];
+  /** Its `route add` commands that passed their checks, in tag order. */
+  readonly adds: readonly AddTarget[];
 }
 
 /** The manual route commands (`route add|del|weight` text) of a build. */
@@ -100,6 +103,7 @@ export interface CollectedInputs {
 }
 
 const noProblems: readonly Problem[] = Object.freeze([]);
+const noAdds: readonly AddTarget[] = Object.freeze([]);
 
 /**
  * The products of the previous build, by service. `collect()` returns the products of a new
@@ -242,10 +246,11 @@ export class TableInputs {
       }
       if (same) return before;
     }
+    if (before === undefined) return group.map((inst) => this.instanceProduct(inst));
     // A changed service: reuse the products of its unchanged instances (a big service with one
     // changed instance re-parses that one).
     const byId = new Map<string, InstanceProduct>();
-    for (const p of before ?? []) byId.set(instanceIdent(p.instance), p);
+    for (const p of before) byId.set(instanceIdent(p.instance), p);
     const out: InstanceProduct[] = [];
     for (const inst of group) {
       const old = byId.get(instanceIdent(inst));
@@ -268,15 +273,26 @@ export class TableInputs {
         instance: inst,
         excluded: { service: inst.service, id: inst.id, status },
         tagProblems: noProblems,
-        commands: [],
+        addProblems: noProblems,
+        adds: noAdds,
       };
     }
     const r = instanceRouteCommands(inst, { tagPrefix: this.opts.tagPrefix, env: this.opts.env });
+    // Only `route add` commands come from tags: no need to keep the commands, only their
+    // placements and problems in order.
+    const adds: AddTarget[] = [];
+    let addProblems: Problem[] | undefined;
+    for (const c of r.commands) {
+      const prepared = prepareCommand(c);
+      if (prepared.problems.length > 0) (addProblems ??= []).push(...prepared.problems);
+      if (prepared.add !== undefined) adds.push(prepared.add);
+    }
     return {
       instance: inst,
       excluded: undefined,
       tagProblems: r.problems.length === 0 ? noProblems : r.problems,
-      commands: r.commands.map(prepareCommand),
+      addProblems: addProblems ?? noProblems,
+      adds,
     };
   }
 }

@@ -115,7 +115,12 @@ export class IncrementalTableBuilder {
   private buildAll(snapshot: Snapshot, { services, manual }: CollectedInputs): RouteTable {
     const b = new TableBuilder(this.previous);
     const excluded = reportInputProblems(b, snapshot, services, manual);
-    for (const products of services) for (const p of products) for (const c of p.commands) b.apply(c);
+    for (const products of services) {
+      for (const p of products) {
+        for (const x of p.addProblems) b.report(x);
+        for (const add of p.adds) b.place(add);
+      }
+    }
     for (const c of manual.commands) b.apply(c);
     const routes = b.finish();
     this.previous = b.hosts;
@@ -136,7 +141,7 @@ export class IncrementalTableBuilder {
     const problems = new ProblemList();
     const excluded = reportInputProblems(problems, snapshot, services, manual);
     for (const products of services)
-      for (const p of products) for (const c of p.commands) for (const x of c.problems) problems.report(x);
+      for (const p of products) for (const x of p.addProblems) problems.report(x);
     for (const c of manual.commands) for (const x of c.problems) problems.report(x);
     if (changes.length === 0) return finishTable(routesOf(a.order), problems.list, this.opts, excluded);
 
@@ -147,16 +152,14 @@ export class IncrementalTableBuilder {
     for (const c of changes) {
       changed.add(c.name);
       for (const p of c.before ?? [])
-        for (const cmd of p.commands) {
-          const r = cmd.add === undefined ? undefined : findRoute(a.hosts, cmd.add);
+        for (const add of p.adds) {
+          const r = findRoute(a.hosts, add);
           if (r !== undefined && !dirty.has(r)) dirty.set(r, []);
         }
     }
     for (const c of changes) {
       for (const p of c.after ?? []) {
-        for (const cmd of p.commands) {
-          const add = cmd.add;
-          if (add === undefined) continue;
+        for (const add of p.adds) {
           let r = findRoute(a.hosts, add);
           if (r === undefined) {
             r = newRoute(a.hosts, add);
@@ -422,8 +425,11 @@ class TableBuilder {
 
   private add(c: PreparedCommand): void {
     for (const p of c.problems) this.report(p);
-    const a = c.add;
-    if (a === undefined) return;
+    if (c.add !== undefined) this.place(c.add);
+  }
+
+  /** A checked `route add`: its target joins the route unless an identical one is there. */
+  place(a: AddTarget): void {
     const route = findRoute(this.hosts, a) ?? newRoute(this.hosts, a);
     route.raw.push(a);
     // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
