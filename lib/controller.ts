@@ -6,7 +6,7 @@
 // the table; the state is reported instead.
 
 import { createBalancer } from '../routing/balancers/index.ts';
-import { buildTable } from '../routing/table.ts';
+import { IncrementalTableBuilder } from '../routing/table.ts';
 import type {
   Balancer,
   BuildOptions,
@@ -18,21 +18,37 @@ import type {
   Strategy,
 } from '../routing/types.ts';
 import type { TargetHealth } from './health/target-health.ts';
+import { routesBySrc } from './stats/route-index.ts';
 
 /** A table plus the balancer state for it: what a request works against from lookup to forward. */
 export class TableRuntime {
   readonly table: RouteTable;
   private readonly balancers = new Map<Route, Balancer>();
+  private readonly strategy: Strategy;
+  private readonly health: TargetHealth;
   readonly builtAt: number;
 
   constructor(table: RouteTable, strategy: Strategy, health: TargetHealth, builtAt = Date.now()) {
     this.table = table;
     this.builtAt = builtAt;
-    for (const r of table.routes) this.balancers.set(r, createBalancer(strategy, r, health));
+    this.strategy = strategy;
+    this.health = health;
   }
 
+  /**
+   * The route's balancer in this snapshot (fresh state per snapshot, as ever), made when the
+   * route first takes traffic: a swap does not pay for the thousands of routes a change did not
+   * touch, and most of a big table's routes are idle between two swaps anyway.
+   */
   balancer(route: Route): Balancer | undefined {
-    return this.balancers.get(route);
+    let b = this.balancers.get(route);
+    if (b === undefined) {
+      // Only routes of this table (a route object can be shared by several tables).
+      if (routesBySrc(this.table).get(route.src) !== route) return undefined;
+      b = createBalancer(this.strategy, route, this.health);
+      this.balancers.set(route, b);
+    }
+    return b;
   }
 }
 
@@ -66,11 +82,19 @@ export class Controller {
   private readonly opts: ControllerOptions;
   private swaps = 0;
   private rebuildQueued = false;
+  /** Keeps the previous build's products: a change rebuilds only what it touched. */
+  private readonly builder: IncrementalTableBuilder;
+  /**
+   * Instances a registry reported without a registry name, with the name added: the same copy
+   * for the same record, so unchanged records keep their identity from build to build.
+   */
+  private readonly named = new Map<string, WeakMap<ServiceInstance, ServiceInstance>>();
 
   constructor(opts: ControllerOptions) {
     this.opts = opts;
+    this.builder = new IncrementalTableBuilder(opts.build);
     this.runtime = new TableRuntime(
-      buildTable({ instances: [], manual: '' }, opts.build),
+      this.builder.build({ instances: [], manual: '' }),
       opts.strategy,
       opts.health,
     );
@@ -149,17 +173,32 @@ export class Controller {
     for (const r of this.registries.values()) {
       const s = r.snapshot;
       if (s === undefined) continue;
-      for (const i of s.instances) instances.push(i.registry === undefined ? { ...i, registry: r.name } : i);
+      for (const i of s.instances)
+        instances.push(i.registry === undefined ? this.withRegistry(r.name, i) : i);
       if (s.manual.trim() !== '') manual.push(s.manual);
       for (const p of s.problems ?? []) problems.push(p);
     }
-    const table = buildTable({ instances, manual: manual.join('\n'), problems }, this.opts.build);
+    const table = this.builder.build({ instances, manual: manual.join('\n'), problems });
     this.opts.onProblems?.(table.problems);
     if (table.version === this.runtime.table.version && sameExcluded(table, this.runtime.table)) return;
     const previous = this.runtime.table;
     this.runtime = new TableRuntime(table, this.opts.strategy, this.opts.health);
     this.swaps++;
     this.opts.onSwap?.({ previous, current: table });
+  }
+
+  private withRegistry(registry: string, i: ServiceInstance): ServiceInstance {
+    let copies = this.named.get(registry);
+    if (copies === undefined) {
+      copies = new WeakMap();
+      this.named.set(registry, copies);
+    }
+    let named = copies.get(i);
+    if (named === undefined) {
+      named = { ...i, registry };
+      copies.set(i, named);
+    }
+    return named;
   }
 }
 

@@ -4,13 +4,24 @@
 //
 // Order of application follows fabio: route commands generated from instance tags first, then
 // the manual commands; `route del` and `route weight` act on what exists at that point.
+//
+// Building is incremental (IncrementalTableBuilder): parsed instance products and frozen routes
+// are reused from the previous build where their inputs are unchanged, yet every table is
+// assembled whole and equals a from-scratch build, so "rebuilt whole, swapped whole" still holds.
 
 import { createHash } from 'node:crypto';
 import { compileHttpRouter } from './http-router.ts';
-import { parseRouteOptions } from './options.ts';
-import { parseRouteCommands } from './route-command.ts';
-import { instanceRouteCommands } from './tags.ts';
-import { parseTargetUrl } from './target-url.ts';
+import {
+  type AddTarget,
+  type CollectedInputs,
+  commandProblem,
+  isTcpProto,
+  type ManualProduct,
+  type PreparedCommand,
+  prepareCommand,
+  splitSrc,
+  TableInputs,
+} from './table-inputs.ts';
 import { compileTcpRouter } from './tcp-router.ts';
 import type {
   BuildOptions,
@@ -20,13 +31,13 @@ import type {
   Problem,
   Route,
   RouteCommand,
-  RouteOptions,
   RouteTable,
   RouteTarget,
   Snapshot,
-  TargetUrl,
 } from './types.ts';
 import { distributeWeights } from './weights.ts';
+
+export { formatCommand, isTcpProto } from './table-inputs.ts';
 
 export const defaultBuildOptions = {
   tagPrefix: 'urlprefix-',
@@ -54,29 +65,296 @@ export function resolveBuildOptions(o: BuildOptions = {}): ResolvedBuildOptions 
   };
 }
 
-/** Builds the table for a registry snapshot: instances' route tags, then the manual commands. */
+/**
+ * Builds the table for a registry snapshot: instances' route tags, then the manual commands.
+ * A fresh `IncrementalTableBuilder` with nothing to reuse: the reference every incremental
+ * build must equal.
+ */
 export function buildTable(snapshot: Snapshot, options: BuildOptions = {}): RouteTable {
-  const opts = resolveBuildOptions(options);
-  const problems: Problem[] = [...(snapshot.problems ?? [])];
-  const excluded: ExcludedInstance[] = [];
-  const commands: RouteCommand[] = [];
-  const accepted = new Set<InstanceStatus>(opts.acceptedStatus);
-  // Deterministic regardless of the order a registry listed its instances in.
-  const instances = [...snapshot.instances].sort(compareInstances);
-  for (const inst of instances) {
-    const status = inst.status ?? 'passing';
-    if (!accepted.has(status)) {
-      excluded.push({ service: inst.service, id: inst.id, status });
-      continue;
-    }
-    const r = instanceRouteCommands(inst, { tagPrefix: opts.tagPrefix, env: opts.env });
-    for (const c of r.commands) commands.push(c);
-    for (const p of r.problems) problems.push(p);
+  return new IncrementalTableBuilder(options).build(snapshot);
+}
+
+/**
+ * Builds tables for a sequence of snapshots (the controller's), reusing what the previous build
+ * made for inputs that did not change: the parsed commands of unchanged services (TableInputs),
+ * and the frozen Route and RouteTarget objects whose inputs and weights are the same. Every
+ * table is still assembled whole and is equal, version included, to `buildTable()` of the same
+ * snapshot (test/unit/table-incremental.test.ts); reused objects only make the swap hooks
+ * cheaper, since they can skip what kept its identity.
+ */
+export class IncrementalTableBuilder {
+  private readonly opts: ResolvedBuildOptions;
+  private readonly inputs: TableInputs;
+  /** The previous build's routes (full builds reuse their frozen routes). */
+  private previous: HostMap | undefined;
+  /** Set while the manual commands only add: then a change re-assembles only its routes. */
+  private assembly: Assembly | undefined;
+
+  constructor(options: BuildOptions = {}) {
+    this.opts = resolveBuildOptions(options);
+    this.inputs = new TableInputs(this.opts);
   }
-  const manual = parseRouteCommands(snapshot.manual);
-  for (const c of manual.commands) commands.push(c);
-  for (const p of manual.problems) problems.push(p);
-  return buildTableFromCommands(commands, options, { problems, excluded });
+
+  build(snapshot: Snapshot): RouteTable {
+    const collected = this.inputs.collect(snapshot);
+    const a = this.assembly;
+    if (a !== undefined && a.manual === collected.manual) {
+      try {
+        return this.buildChanged(snapshot, collected, a);
+      } catch (err) {
+        // Never leave a half-updated assembly behind: the next build starts from scratch.
+        this.assembly = undefined;
+        this.previous = undefined;
+        throw err;
+      }
+    }
+    return this.buildAll(snapshot, collected);
+  }
+
+  /** Every command applied in order (fabio's model), reusing frozen routes that came out equal. */
+  private buildAll(snapshot: Snapshot, { services, manual }: CollectedInputs): RouteTable {
+    const b = new TableBuilder(this.previous);
+    const excluded = reportInputProblems(b, snapshot, services, manual);
+    for (const products of services) {
+      for (const p of products) {
+        for (const x of p.addProblems) b.report(x);
+        for (const add of p.adds) b.place(add);
+      }
+    }
+    for (const c of manual.commands) b.apply(c);
+    const routes = b.finish();
+    this.previous = b.hosts;
+    this.assembly = manual.additive ? { hosts: b.hosts, order: b.order, manual } : undefined;
+    return finishTable(routes, b.problems, this.opts, excluded);
+  }
+
+  /**
+   * Only `route add` commands (from tags, then the unchanged manual ones): a route's targets are
+   * its adds in command order, de-duplicated, so only the routes a changed service adds to (or
+   * added to) are re-assembled; every other route, and the config order, are kept.
+   */
+  private buildChanged(
+    snapshot: Snapshot,
+    { services, manual, changes }: CollectedInputs,
+    a: Assembly,
+  ): RouteTable {
+    const problems = new ProblemList();
+    const excluded = reportInputProblems(problems, snapshot, services, manual);
+    for (const products of services)
+      for (const p of products) for (const x of p.addProblems) problems.report(x);
+    for (const c of manual.commands) for (const x of c.problems) problems.report(x);
+    if (changes.length === 0) return finishTable(routesOf(a.order), problems.list, this.opts, excluded);
+
+    const changed = new Set<string>();
+    /** Dirty routes -> the adds of changed services to them, in command order. */
+    const dirty = new Map<WorkRoute, AddTarget[]>();
+    const created: WorkRoute[] = [];
+    for (const c of changes) {
+      changed.add(c.name);
+      for (const p of c.before ?? [])
+        for (const add of p.adds) {
+          const r = findRoute(a.hosts, add);
+          if (r !== undefined && !dirty.has(r)) dirty.set(r, []);
+        }
+    }
+    for (const c of changes) {
+      for (const p of c.after ?? []) {
+        for (const add of p.adds) {
+          let r = findRoute(a.hosts, add);
+          if (r === undefined) {
+            r = newRoute(a.hosts, add);
+            created.push(r);
+          }
+          let adds = dirty.get(r);
+          if (adds === undefined) dirty.set(r, (adds = []));
+          adds.push(add);
+        }
+      }
+    }
+    let removed = false;
+    for (const [r, adds] of dirty) {
+      // The route's adds without the changed services', then theirs at their place in the
+      // service order (adds from tags are sorted by service; the manual ones come last).
+      const raw: AddTarget[] = [];
+      let next = 0;
+      for (const x of r.raw) {
+        if (x.instanceId !== undefined && changed.has(x.service)) continue;
+        while (
+          next < adds.length &&
+          (x.instanceId === undefined || (adds[next] as AddTarget).service < x.service)
+        )
+          raw.push(adds[next++] as AddTarget);
+        raw.push(x);
+      }
+      while (next < adds.length) raw.push(adds[next++] as AddTarget);
+      if (raw.length === 0) {
+        a.hosts.get(r.hostKey)?.delete(r.path);
+        if (a.hosts.get(r.hostKey)?.size === 0) a.hosts.delete(r.hostKey);
+        removed = true;
+        continue;
+      }
+      const work: WorkRoute = {
+        hostKey: r.hostKey,
+        path: r.path,
+        tcp: (raw[0] as AddTarget).tcp,
+        raw,
+        targets: dedupe(raw),
+        frozen: undefined,
+      };
+      r.frozen = r.frozen !== undefined && sameWork(r, work) ? r.frozen : freezeRoute(work);
+      r.tcp = work.tcp;
+      r.raw = raw;
+      r.targets = work.targets;
+    }
+    if (removed || created.length > 0) {
+      const order = removed
+        ? a.order.filter((r) => r.raw.length > 0 && findRoute(a.hosts, r) === r)
+        : a.order.slice();
+      for (const r of created) if (r.raw.length > 0) order.splice(insertionPoint(order, r), 0, r);
+      a.order = order;
+    }
+    return finishTable(routesOf(a.order), problems.list, this.opts, excluded);
+  }
+}
+
+/** What an additive build keeps for the next one. */
+interface Assembly {
+  /** Every route, including those whose targets are all starved. */
+  readonly hosts: HostMap;
+  /** The routes in fabio's config order. */
+  order: WorkRoute[];
+  readonly manual: ManualProduct;
+}
+
+/** Reports the snapshot's, the tags' and the manual text's problems; returns the excluded instances. */
+function reportInputProblems(
+  b: { report(p: Problem): void },
+  snapshot: Snapshot,
+  services: CollectedInputs['services'],
+  manual: ManualProduct,
+): ExcludedInstance[] {
+  for (const p of snapshot.problems ?? []) b.report(p);
+  const excluded: ExcludedInstance[] = [];
+  for (const products of services) {
+    for (const p of products) {
+      if (p.excluded !== undefined) excluded.push(p.excluded);
+      for (const problem of p.tagProblems) b.report(problem);
+    }
+  }
+  for (const p of manual.problems) b.report(p);
+  return excluded;
+}
+
+function findRoute(hosts: HostMap, k: { hostKey: string; path: string }): WorkRoute | undefined {
+  return hosts.get(k.hostKey)?.get(k.path);
+}
+
+function newRoute(hosts: HostMap, a: AddTarget): WorkRoute {
+  let paths = hosts.get(a.hostKey);
+  if (paths === undefined) {
+    paths = new Map();
+    hosts.set(a.hostKey, paths);
+  }
+  const r: WorkRoute = {
+    hostKey: a.hostKey,
+    path: a.path,
+    tcp: a.tcp,
+    raw: [],
+    targets: [],
+    frozen: undefined,
+  };
+  paths.set(a.path, r);
+  return r;
+}
+
+/** fabio de-duplicates identical targets (same service, URL, fixed weight and tags): the first stays. */
+function dedupe(raw: readonly AddTarget[]): WorkTarget[] {
+  const out: WorkTarget[] = [];
+  const index: TwinIndex = new Map();
+  for (const a of raw) {
+    if (hasTwin(index, a, a.fixedWeight)) continue;
+    const t = workTarget(a);
+    out.push(t);
+    indexTarget(index, t);
+  }
+  return out;
+}
+
+/**
+ * Targets by service and URL, for fabio's de-duplication: a scan of every target of the route
+ * made adding 100,000 instances of one service quadratic (minutes instead of about a second).
+ */
+type TwinIndex = Map<string, WorkTarget[]>;
+
+function twinKey(service: string, dst: string): string {
+  return `${service}\u0000${dst}`;
+}
+
+function indexTarget(index: TwinIndex, t: WorkTarget): void {
+  const k = twinKey(t.service, t.add.dst);
+  const list = index.get(k);
+  if (list === undefined) index.set(k, [t]);
+  else list.push(t);
+}
+
+/** The route's index, rebuilt when its `targets` array was replaced (route del, reuse). */
+function twinIndexOf(r: WorkRoute): TwinIndex {
+  if (r.twins !== undefined && r.twinsOf === r.targets) return r.twins;
+  const index: TwinIndex = new Map();
+  for (const t of r.targets) indexTarget(index, t);
+  r.twins = index;
+  r.twinsOf = r.targets;
+  return index;
+}
+
+function hasTwin(index: TwinIndex, a: AddTarget, fixedWeight: number): boolean {
+  const same = index.get(twinKey(a.service, a.dst));
+  if (same === undefined) return false;
+  for (const t of same) {
+    if (t.fixedWeight === fixedWeight && sameTags(t.tags, a.tags)) return true;
+  }
+  return false;
+}
+
+function workTarget(a: AddTarget): WorkTarget {
+  return {
+    add: a,
+    service: a.service,
+    tags: a.tags,
+    instanceWeight: a.instanceWeight,
+    fixedWeight: a.fixedWeight,
+  };
+}
+
+/** fabio's config order: hosts descending with the host-less routes last, paths descending. */
+function configOrder(a: WorkRoute, b: WorkRoute): number {
+  if (a.hostKey !== b.hostKey) {
+    if (a.hostKey === '') return 1;
+    if (b.hostKey === '') return -1;
+    return descending(a.hostKey, b.hostKey);
+  }
+  return descending(a.path, b.path);
+}
+
+function insertionPoint(order: readonly WorkRoute[], r: WorkRoute): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (configOrder(order[mid] as WorkRoute, r) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The table's routes: those with a target that has a share. */
+function routesOf(order: readonly WorkRoute[]): Route[] {
+  const routes: Route[] = [];
+  for (const r of order) {
+    const f = r.frozen as Route;
+    if (f.targets.length > 0) routes.push(f);
+  }
+  return routes;
 }
 
 /** Builds a table from already parsed route commands (fabio's `NewTable`). */
@@ -86,152 +364,115 @@ export function buildTableFromCommands(
   extra: { problems?: readonly Problem[]; excluded?: readonly ExcludedInstance[] } = {},
 ): RouteTable {
   const opts = resolveBuildOptions(options);
-  const b = new TableBuilder();
+  const b = new TableBuilder(undefined);
   for (const p of extra.problems ?? []) b.report(p);
-  for (const c of commands) {
-    if (c.cmd === 'route add') b.add(c);
-    else if (c.cmd === 'route del') b.del(c);
-    else b.weigh(c);
-  }
-  const routes = b.finish();
+  for (const c of commands) b.apply(prepareCommand(c));
+  return finishTable(b.finish(), b.problems, opts, [...(extra.excluded ?? [])]);
+}
+
+function finishTable(
+  routes: Route[],
+  problems: Problem[],
+  opts: ResolvedBuildOptions,
+  excluded: ExcludedInstance[],
+): RouteTable {
   const version = tableVersion(routes);
-  const http = compileHttpRouter(
-    routes.filter((r) => !isTcpProto(r.proto)),
-    { matcher: opts.matcher, globMatching: opts.globMatching },
-  );
-  const tcp = compileTcpRouter(routes.filter((r) => isTcpProto(r.proto)));
+  const httpRoutes: Route[] = [];
+  const tcpRoutes: Route[] = [];
+  for (const r of routes) (isTcpProto(r.proto) ? tcpRoutes : httpRoutes).push(r);
+  const http = compileHttpRouter(httpRoutes, { matcher: opts.matcher, globMatching: opts.globMatching });
+  const tcp = compileTcpRouter(tcpRoutes);
   return Object.freeze({
     version,
     routes: Object.freeze(routes),
     http,
     tcp,
-    excluded: Object.freeze([...(extra.excluded ?? [])]),
-    problems: Object.freeze(b.problems),
+    excluded: Object.freeze(excluded),
+    problems: Object.freeze(problems),
   });
 }
 
-export function isTcpProto(proto: string): boolean {
-  return proto === 'tcp' || proto === 'tcp+sni';
-}
-
+/** One target of a route being assembled: a placed command and its (possibly overridden) weight. */
 interface WorkTarget {
-  service: string;
-  dst: string;
-  url: TargetUrl;
-  tags: readonly string[];
+  readonly add: AddTarget;
+  readonly service: string;
+  readonly tags: readonly string[];
+  readonly instanceWeight: number;
   fixedWeight: number;
-  instanceWeight: number;
-  opts: RouteOptions;
-  rawOpts: Readonly<Record<string, string>>;
-  instanceId: string | undefined;
 }
 
 interface WorkRoute {
   /** fabio's host key: `foo.com`, `foo.com:80`, `*.a.com`, `:3306`, ''. */
-  hostKey: string;
-  path: string;
+  readonly hostKey: string;
+  readonly path: string;
   tcp: boolean;
+  /** Every `route add` for this route in command order, before de-duplication. */
+  raw: AddTarget[];
   targets: WorkTarget[];
-  /**
-   * Targets by service and URL, for the de-duplication in add(): a linear scan made adding the
-   * 100,000 instances of one service quadratic (minutes). Dropped whenever `targets` is replaced.
-   */
-  byDst?: Map<string, WorkTarget[]> | undefined;
+  /** The frozen route, once finish() made (or reused) it. */
+  frozen: Route | undefined;
+  /** De-duplication index over `twinsOf`, which is `targets` while the index is current. */
+  twins?: TwinIndex | undefined;
+  twinsOf?: WorkTarget[] | undefined;
 }
 
-function dstKey(service: string, dst: string): string {
-  return `${service}\u0000${dst}`;
-}
+/** hostKey -> path -> route, insertion ordered. */
+type HostMap = Map<string, Map<string, WorkRoute>>;
 
-function indexTargets(route: WorkRoute): Map<string, WorkTarget[]> {
-  let index = route.byDst;
-  if (index !== undefined) return index;
-  index = new Map();
-  for (const t of route.targets) {
-    const k = dstKey(t.service, t.dst);
-    const list = index.get(k);
-    if (list === undefined) index.set(k, [t]);
-    else list.push(t);
-  }
-  route.byDst = index;
-  return index;
-}
-
-class TableBuilder {
-  readonly problems: Problem[] = [];
+/** Problems in report order, each reported once. */
+class ProblemList {
+  readonly list: Problem[] = [];
   private readonly seen = new Set<string>();
-  /** hostKey -> path -> route, insertion ordered. */
-  private readonly hosts = new Map<string, Map<string, WorkRoute>>();
 
   report(p: Problem): void {
     const id = `${p.source}\u0000${p.line ?? ''}\u0000${p.instance ?? ''}\u0000${p.input}\u0000${p.reason}`;
     if (this.seen.has(id)) return;
     this.seen.add(id);
-    this.problems.push(p);
+    this.list.push(p);
+  }
+}
+
+class TableBuilder {
+  private readonly reported = new ProblemList();
+  readonly problems: Problem[] = this.reported.list;
+  readonly hosts: HostMap = new Map();
+  /** finish(): every route (starved ones too) in fabio's config order. */
+  order: WorkRoute[] = [];
+  /** The previous build's routes: a route whose targets and weights are the same is reused. */
+  private readonly previous: HostMap | undefined;
+
+  constructor(previous: HostMap | undefined) {
+    this.previous = previous;
   }
 
-  private problem(c: RouteCommand, reason: string, severity: Problem['severity'] = 'error'): void {
-    const p: Problem = {
-      source: c.instanceId === undefined ? 'manual' : 'tag',
-      severity,
-      reason,
-      input: formatCommand(c),
-      service: c.service,
-      ...(c.instanceId !== undefined ? { instance: c.instanceId } : {}),
-      ...(c.line !== undefined ? { line: c.line } : {}),
-    };
-    this.report(p);
+  report(p: Problem): void {
+    this.reported.report(p);
   }
 
-  add(c: RouteCommand): void {
-    if (c.src === '') return this.problem(c, 'route: prefix must not be empty');
-    if (c.dst === '') return this.problem(c, 'route: target must not be empty');
-    const url = parseTargetUrl(c.dst);
-    if (typeof url === 'string') return this.problem(c, url);
-    const parsed = parseRouteOptions(c.opts, c.dst);
-    for (const e of parsed.errors) this.problem(c, e);
-    if (parsed.errors.length > 0) return;
-    // Commands from tags were validated (and their warnings reported) by instanceRouteCommands.
-    if (c.instanceId === undefined) for (const w of parsed.warnings) this.problem(c, w, 'warning');
-    const tcp = isTcpSrc(c.src, parsed.opts.proto);
-    const { hostKey, path } = splitSrc(c.src, tcp);
-    let paths = this.hosts.get(hostKey);
-    if (paths === undefined) {
-      paths = new Map();
-      this.hosts.set(hostKey, paths);
-    }
-    let route = paths.get(path);
-    if (route === undefined) {
-      route = { hostKey, path, tcp, targets: [] };
-      paths.set(path, route);
-    }
-    const fixedWeight = c.weight > 0 ? c.weight : 0;
-    const index = indexTargets(route);
-    const key = dstKey(c.service, c.dst);
-    const same = index.get(key);
-    if (same !== undefined) {
-      for (const t of same) {
-        // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
-        if (t.fixedWeight === fixedWeight && sameTags(t.tags, c.tags)) return;
-      }
-    }
-    const target: WorkTarget = {
-      service: c.service,
-      dst: c.dst,
-      url,
-      tags: c.tags,
-      fixedWeight,
-      instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
-      opts: parsed.opts,
-      rawOpts: c.opts,
-      instanceId: c.instanceId,
-    };
-    route.targets.push(target);
-    if (same === undefined) index.set(key, [target]);
-    else same.push(target);
+  apply(c: PreparedCommand): void {
+    if (c.cmd.cmd === 'route add') this.add(c);
+    else if (c.cmd.cmd === 'route del') this.del(c.cmd);
+    else this.weigh(c.cmd);
   }
 
-  del(c: RouteCommand): void {
+  private add(c: PreparedCommand): void {
+    for (const p of c.problems) this.report(p);
+    if (c.add !== undefined) this.place(c.add);
+  }
+
+  /** A checked `route add`: its target joins the route unless an identical one is there. */
+  place(a: AddTarget): void {
+    const route = findRoute(this.hosts, a) ?? newRoute(this.hosts, a);
+    route.raw.push(a);
+    // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
+    const index = twinIndexOf(route);
+    if (hasTwin(index, a, a.fixedWeight)) return;
+    const t = workTarget(a);
+    route.targets.push(t);
+    indexTarget(index, t);
+  }
+
+  private del(c: RouteCommand): void {
     let keep: (t: WorkTarget) => boolean;
     let scope: WorkRoute[];
     if (c.tags.length > 0) {
@@ -244,20 +485,19 @@ class TableBuilder {
       const r = this.find(c.src);
       scope = r === undefined ? [] : [r];
       keep =
-        c.dst === '' ? (t) => t.service !== c.service : (t) => !(t.service === c.service && t.dst === c.dst);
+        c.dst === ''
+          ? (t) => t.service !== c.service
+          : (t) => !(t.service === c.service && t.add.dst === c.dst);
     }
-    for (const r of scope) {
-      r.targets = r.targets.filter(keep);
-      r.byDst = undefined;
-    }
+    for (const r of scope) r.targets = r.targets.filter(keep);
     this.prune();
   }
 
-  weigh(c: RouteCommand): void {
+  private weigh(c: RouteCommand): void {
     const r = this.find(c.src);
     const matched = r === undefined ? [] : r.targets.filter((t) => matchesWeightRule(t, c));
     if (matched.length === 0) {
-      return this.problem(c, 'route weight: no target matches (ignored)', 'warning');
+      return this.report(commandProblem(c, 'route weight: no target matches (ignored)', 'warning'));
     }
     // fabio spreads the share evenly over the matching targets; Cairn spreads it in proportion
     // to their instance weights, which is the same thing when those are all 1.
@@ -293,18 +533,32 @@ class TableBuilder {
   finish(): Route[] {
     const hostKeys = [...this.hosts.keys()].filter((h) => h !== '').sort(descending);
     if (this.hosts.has('')) hostKeys.push('');
-    const routes: Route[] = [];
+    const order: WorkRoute[] = [];
     for (const hostKey of hostKeys) {
       const paths = this.hosts.get(hostKey);
       if (paths === undefined) continue;
+      const before = this.previous?.get(hostKey);
       const sorted = [...paths.values()].sort((a, b) => descending(a.path, b.path));
       for (const r of sorted) {
-        const route = freezeRoute(r);
-        if (route.targets.length > 0) routes.push(route);
+        const old = before?.get(r.path);
+        r.frozen = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
+        order.push(r);
       }
     }
-    return routes;
+    this.order = order;
+    return routesOf(order);
   }
+}
+
+/** Same targets (the same placed commands, in order) with the same weights: the same Route. */
+function sameWork(a: WorkRoute, b: WorkRoute): boolean {
+  if (a.frozen === undefined || a.tcp !== b.tcp || a.targets.length !== b.targets.length) return false;
+  for (let i = 0; i < a.targets.length; i++) {
+    const x = a.targets[i] as WorkTarget;
+    const y = b.targets[i] as WorkTarget;
+    if (x.add !== y.add || x.fixedWeight !== y.fixedWeight) return false;
+  }
+  return true;
 }
 
 function freezeRoute(r: WorkRoute): Route {
@@ -314,33 +568,16 @@ function freezeRoute(r: WorkRoute): Route {
   let totalWeight = 0;
   for (let i = 0; i < r.targets.length; i++) {
     const t = r.targets[i] as WorkTarget;
-    const share = dist.shares[i] ?? 0;
-    const weight = dist.weights[i] ?? 0;
-    const target: RouteTarget = Object.freeze({
-      key: `${t.service}|${t.dst}|${t.tags.join(',')}`,
-      service: t.service,
-      dst: t.dst,
-      url: Object.freeze(t.url),
-      // Command arrays and option maps are created by the parsers for this build alone: freeze
-      // them in place rather than copying (14,000 targets per big table).
-      tags: Object.freeze(t.tags as string[]),
-      fixedWeight: t.fixedWeight,
-      instanceWeight: t.instanceWeight,
-      share,
-      weight,
-      opts: Object.freeze(t.opts),
-      rawOpts: Object.freeze(t.rawOpts),
-      ...(t.instanceId !== undefined ? { instanceId: t.instanceId } : {}),
-    });
-    if (weight > 0) {
+    const target = makeTarget(t, dist.shares[i] ?? 0, dist.weights[i] ?? 0);
+    if (target.weight > 0) {
       targets.push(target);
-      totalWeight += weight;
+      totalWeight += target.weight;
     } else {
       starved.push(target);
     }
   }
   const first = r.targets[0];
-  const proto = first?.opts.proto ?? 'http';
+  const proto = first?.add.opts.proto ?? 'http';
   let host = r.hostKey;
   let port = 0;
   const colon = r.hostKey.lastIndexOf(':');
@@ -361,22 +598,33 @@ function freezeRoute(r: WorkRoute): Route {
   });
 }
 
-/** A TCP src is `:port` or `host:port` without a path, on a tcp/tcp+sni route. */
-function isTcpSrc(src: string, proto: string): boolean {
-  if (src.includes('/')) return false;
-  return src.startsWith(':') || isTcpProto(proto);
-}
-
-/** fabio's hostpath(): `host/path` -> host (lowercased) and `/path`; a TCP src has no path. */
-function splitSrc(src: string, tcp: boolean): { hostKey: string; path: string } {
-  if (tcp || src.startsWith(':')) return { hostKey: src.toLowerCase(), path: '' };
-  const slash = src.indexOf('/');
-  if (slash < 0) return { hostKey: src.toLowerCase(), path: '/' };
-  return { hostKey: src.slice(0, slash).toLowerCase(), path: src.slice(slash) };
-}
-
-function instanceWeightOf(w: number | undefined): number {
-  return w !== undefined && w >= 1 ? Math.floor(w) : 1;
+/** The command's target with these weights: the one the last build made when they are equal. */
+function makeTarget(t: WorkTarget, share: number, weight: number): RouteTarget {
+  const a = t.add;
+  const made = a.made;
+  if (
+    made !== undefined &&
+    made.share === share &&
+    made.weight === weight &&
+    made.fixedWeight === t.fixedWeight
+  )
+    return made;
+  const target: RouteTarget = Object.freeze({
+    key: a.key,
+    service: a.service,
+    dst: a.dst,
+    url: a.url,
+    tags: a.tags,
+    fixedWeight: t.fixedWeight,
+    instanceWeight: a.instanceWeight,
+    share,
+    weight,
+    opts: a.opts,
+    rawOpts: a.rawOpts,
+    ...(a.instanceId !== undefined ? { instanceId: a.instanceId } : {}),
+  });
+  a.made = target;
+  return target;
 }
 
 function matchesWeightRule(t: WorkTarget, c: RouteCommand): boolean {
@@ -399,31 +647,6 @@ function descending(a: string, b: string): number {
   return a < b ? 1 : a > b ? -1 : 0;
 }
 
-function compareInstances(
-  a: { service: string; id: string; registry?: string },
-  b: { service: string; id: string; registry?: string },
-): number {
-  if (a.service !== b.service) return a.service < b.service ? -1 : 1;
-  if (a.id !== b.id) return a.id < b.id ? -1 : 1;
-  const ra = a.registry ?? '';
-  const rb = b.registry ?? '';
-  return ra < rb ? -1 : ra > rb ? 1 : 0;
-}
-
-/** fabio's `route add` line for a command (used for problems). */
-export function formatCommand(c: RouteCommand): string {
-  let s = c.cmd;
-  if (c.service !== '') s += ` ${c.service}`;
-  if (c.src !== '') s += ` ${c.src}`;
-  if (c.dst !== '') s += ` ${c.dst}`;
-  if (c.cmd === 'route weight' || c.weight > 0) s += ` weight ${c.weight}`;
-  if (c.tags.length > 0) s += ` tags "${c.tags.join(',')}"`;
-  const keys = Object.keys(c.opts);
-  if (keys.length > 0)
-    s += ` opts "${keys.map((k) => (c.opts[k] === '' ? k : `${k}=${c.opts[k]}`)).join(' ')}"`;
-  return s;
-}
-
 /** One `route add` line for a target, as fabio's `Table.config()` prints it. */
 export function targetConfigLine(route: Route, t: RouteTarget, withWeights: boolean): string {
   let s = `route add ${t.service} ${route.src} ${t.dst}`;
@@ -442,17 +665,39 @@ export function tableConfig(table: Pick<RouteTable, 'routes'>, withWeights: bool
   return lines;
 }
 
-function tableVersion(routes: readonly Route[]): string {
-  // One hash over a plain canonical form (cheaper than hashing the formatted route lines).
-  const parts: string[] = [];
-  for (const r of routes) {
-    parts.push(r.src, r.proto);
-    for (const list of [r.targets, r.starved]) {
-      for (const t of list) {
-        parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
-        for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
-      }
+/**
+ * Each route's part of the canonical form the version hashes (source, proto, and every target's
+ * key, share, weight, instance and raw options, NUL-separated), with the NUL that joins it to the
+ * previous route in front. Routes are immutable, so a reused route is formatted once, whatever
+ * the number of tables it lives in.
+ */
+const versionParts = new WeakMap<Route, string>();
+
+function versionPart(r: Route): string {
+  let s = versionParts.get(r);
+  if (s !== undefined) return s;
+  const parts: string[] = ['', r.src, r.proto];
+  for (const list of [r.targets, r.starved]) {
+    for (const t of list) {
+      parts.push(t.key, String(t.share), String(t.weight), t.instanceId ?? '');
+      for (const k in t.rawOpts) parts.push(k, t.rawOpts[k] ?? '');
     }
   }
-  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
+  s = parts.join('\u0000');
+  versionParts.set(r, s);
+  return s;
+}
+
+/**
+ * One hash over a plain canonical form of the table (cheaper than hashing the formatted route
+ * lines): every route's fields joined by NUL, the routes joined by NUL too. The routes' parts are
+ * streamed into the hash, never joined into one big string.
+ */
+function tableVersion(routes: readonly Route[]): string {
+  const h = createHash('sha256');
+  for (let i = 0; i < routes.length; i++) {
+    const part = versionPart(routes[i] as Route);
+    h.update(i === 0 ? part.slice(1) : part);
+  }
+  return h.digest('hex').slice(0, 16);
 }

@@ -44,6 +44,8 @@ function tlsServerName(t: RouteTarget): string | undefined {
   return undefined;
 }
 
+const originKeys = new WeakMap<RouteTarget, string>();
+
 export class Upstreams {
   private readonly pools = new Map<string, Pool>();
   /**
@@ -53,6 +55,9 @@ export class Upstreams {
    */
   private byTarget = new WeakMap<RouteTarget, Pool>();
   private readonly opts: UpstreamOptions;
+  /** retain(): the sweep that last found each pool in use. */
+  private readonly marks = new Map<Pool, number>();
+  private sweep = 0;
   readonly dns = new DnsCache();
 
   constructor(opts: Partial<UpstreamOptions> = {}) {
@@ -98,19 +103,34 @@ export class Upstreams {
 
   /** After a swap: close pools no target of the live tables uses any more (gracefully). */
   retain(targets: Iterable<RouteTarget>): void {
-    const keepOrigins = new Set<string>();
+    // Mark the pools the targets use (no set of 10,000 origins per swap) and stop as soon as
+    // every pool is marked; nothing to close is the usual outcome of a swap.
+    if (this.pools.size === 0) return;
+    const sweep = ++this.sweep;
+    let kept = 0;
     for (const t of targets) {
-      keepOrigins.add(originKey(t));
+      // Targets are immutable and unchanged routes keep theirs from table to table: each
+      // target's origin is worked out once, not on every swap.
+      let k = originKeys.get(t);
+      if (k === undefined) {
+        k = originKey(t);
+        originKeys.set(t, k);
+      }
+      const pool = this.pools.get(k);
+      if (pool === undefined || this.marks.get(pool) === sweep) continue;
+      this.marks.set(pool, sweep);
+      if (++kept === this.pools.size) return;
     }
-    // Old tables' target objects stay mapped until collected; a closed pool is never reused
-    // because the new table's targets are new objects.
-    this.byTarget = new WeakMap();
     for (const [k, pool] of this.pools) {
-      if (keepOrigins.has(k)) continue;
+      if (this.marks.get(pool) === sweep) continue;
       this.pools.delete(k);
+      this.marks.delete(pool);
       // close() waits for queued and running requests: a removed target is drained, not cut.
       pool.close().catch(() => {});
     }
+    // Old tables' target objects may map to a pool just closed: forget every mapping, so such
+    // a target (a request still running on an old table) finds an open pool again.
+    this.byTarget = new WeakMap();
   }
 
   get size(): number {
@@ -120,6 +140,7 @@ export class Upstreams {
   async close(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
+    this.marks.clear();
     this.byTarget = new WeakMap();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
     this.dns.close();

@@ -4,6 +4,7 @@
 
 import { targetConfigLine } from '../../routing/table.ts';
 import type { Route, RouteTable, RouteTarget } from '../../routing/types.ts';
+import { routesBySrc } from './route-index.ts';
 
 export interface ChangedLine {
   readonly from: string;
@@ -18,19 +19,10 @@ export interface TableDiff {
   readonly truncated: number;
 }
 
-type Indexed = Map<string, Route>;
+const none: ReadonlyMap<string, Route> = new Map();
 
-/** Tables are immutable: each one's route index is built once and reused by the next diff. */
-const cache = new WeakMap<object, Indexed>();
-
-function bySrc(table: Pick<RouteTable, 'routes'> | undefined): Indexed {
-  if (table === undefined) return new Map();
-  const hit = cache.get(table.routes);
-  if (hit !== undefined) return hit;
-  const out: Indexed = new Map();
-  for (const r of table.routes) out.set(r.src, r);
-  cache.set(table.routes, out);
-  return out;
+function bySrc(table: Pick<RouteTable, 'routes'> | undefined): ReadonlyMap<string, Route> {
+  return table === undefined ? none : routesBySrc(table);
 }
 
 function sameOpts(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
@@ -86,16 +78,28 @@ export function diffTables(
       for (const t of r.targets) keep(added, () => targetConfigLine(r, t, true));
       continue;
     }
+    // Unchanged routes are the same objects from one table to the next (the table builder
+    // reuses them): only the routes of changed services are compared target by target.
     if (old === r) continue;
+    // A route may hold two targets with one key (same instance, different fixed weights): the
+    // n-th target of a key is compared with the n-th target of that key in the old route.
+    const paired = new Array<boolean>(old.targets.length).fill(false);
     for (const t of r.targets) {
-      const o = old.targets.find((x) => x.key === t.key);
-      if (o === undefined) keep(added, () => targetConfigLine(r, t, true));
-      else if (!sameTarget(o, t)) {
+      let i = 0;
+      while (i < old.targets.length && (paired[i] === true || old.targets[i]?.key !== t.key)) i++;
+      const o = old.targets[i];
+      if (o === undefined) {
+        keep(added, () => targetConfigLine(r, t, true));
+        continue;
+      }
+      paired[i] = true;
+      if (o !== t && !sameTarget(o, t)) {
         keep(changed, () => ({ from: targetConfigLine(old, o, true), to: targetConfigLine(r, t, true) }));
       }
     }
-    for (const o of old.targets) {
-      if (!r.targets.some((t) => t.key === o.key)) keep(removed, () => targetConfigLine(old, o, true));
+    for (let i = 0; i < old.targets.length; i++) {
+      const o = old.targets[i] as RouteTarget;
+      if (paired[i] !== true) keep(removed, () => targetConfigLine(old, o, true));
     }
   }
   if (previous !== undefined) {

@@ -8,7 +8,7 @@
 
 import type { RegistryState, RegistryStateName } from '../../registry-adapters/types.ts';
 import { isTcpProto } from '../../routing/table.ts';
-import type { InstanceStatus, Route, RouteTarget } from '../../routing/types.ts';
+import type { InstanceStatus, Route, RouteTarget, Snapshot } from '../../routing/types.ts';
 import type { Controller, SwapEvent } from '../controller.ts';
 import type { TargetHealth } from '../health/target-health.ts';
 import {
@@ -19,6 +19,7 @@ import {
 } from '../metrics/prometheus.ts';
 import type { TcpStats } from '../proxy/tcp/stats.ts';
 import { ChangeHistory, type HistoryEntry } from './history.ts';
+import { LiveKeys } from './live-keys.ts';
 import { Traffic } from './traffic.ts';
 
 /** What the server provides; read lazily (the telemetry exists before the proxy and TCP engine). */
@@ -84,10 +85,16 @@ export class Telemetry {
   private readonly host: TelemetryHost;
   private readonly listeners = new Set<(e: TelemetryEvent) => void>();
   private readonly adapterStates = new Map<string, RegistryState>();
-  /** Registry status of each instance of the live table, by `service \0 id`. */
-  private instanceStatus = new Map<string, InstanceStatus>();
+  /**
+   * Registry status of each instance of the live table, by `service \0 id`: made on first use
+   * from the snapshots that were current at the swap (the UI asks; a swap should not pay).
+   */
+  private instanceStatus: Map<string, InstanceStatus> | undefined;
+  private statusSources: readonly (Snapshot | undefined)[] = [];
   /** Targets that left in a swap, by key, until they have nothing in flight. */
   private readonly leaving = new Map<string, { service: string; dst: string }>();
+  /** The live table's target keys (targets with a share) and how many of its routes have each. */
+  private readonly liveKeys = new LiveKeys();
   private timer: NodeJS.Timeout | undefined;
   /**
    * Control process of `--workers`: traffic arrives from the workers (Traffic.absorb) and what is
@@ -128,22 +135,28 @@ export class Telemetry {
 
   onSwap(e: SwapEvent): void {
     this.traffic.bind(e.current);
-    const live = new Set<string>();
-    for (const r of e.current.routes) for (const t of r.targets) live.add(t.key);
-    for (const r of e.previous.routes) {
-      for (const t of r.targets)
-        if (!live.has(t.key)) this.leaving.set(t.key, { service: t.service, dst: t.dst });
-    }
-    for (const k of live) this.leaving.delete(k);
-    const status = new Map<string, InstanceStatus>();
-    for (const r of this.host.controller.registryInfos()) {
-      for (const i of r.snapshot?.instances ?? [])
-        status.set(`${i.service}\u0000${i.id}`, i.status ?? 'passing');
-    }
-    this.instanceStatus = status;
+    // Only the targets of routes that left (or changed) can have left the table.
+    const gone = this.liveKeys.swap(e.previous, e.current);
+    for (const t of gone)
+      if (!this.liveKeys.has(t.key)) this.leaving.set(t.key, { service: t.service, dst: t.dst });
+    for (const k of this.leaving.keys()) if (this.liveKeys.has(k)) this.leaving.delete(k);
+    this.statusSources = this.host.controller.registryInfos().map((r) => r.snapshot);
+    this.instanceStatus = undefined;
     this.metrics.onSwap();
     const entry = this.history.record(e.previous.routes.length === 0 ? undefined : e.previous, e.current);
     this.emit({ type: 'swap', entry });
+  }
+
+  private statusOf(service: string, id: string): InstanceStatus | undefined {
+    let status = this.instanceStatus;
+    if (status === undefined) {
+      status = new Map();
+      for (const s of this.statusSources) {
+        for (const i of s?.instances ?? []) status.set(`${i.service}\u0000${i.id}`, i.status ?? 'passing');
+      }
+      this.instanceStatus = status;
+    }
+    return status.get(`${service}\u0000${id}`);
   }
 
   onRegistryState(state: RegistryState): void {
@@ -192,10 +205,7 @@ export class Telemetry {
     if (h.isEjected(t.key))
       return { health: 'ejected', reason: 'passively ejected after consecutive failures' };
     if (!h.isAvailable(t.key)) return { health: 'ejected', reason: 'active health check failing' };
-    if (
-      t.instanceId !== undefined &&
-      this.instanceStatus.get(`${t.service}\u0000${t.instanceId}`) === 'warning'
-    )
+    if (t.instanceId !== undefined && this.statusOf(t.service, t.instanceId) === 'warning')
       return { health: 'warning', reason: 'the registry reports status warning' };
     return { health: 'passing' };
   }

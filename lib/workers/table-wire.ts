@@ -4,7 +4,7 @@
 // version hash; inputs are much smaller than the built table (no routers, no per-target objects)
 // and rebuilding is deterministic, so this is both the cheapest and a checkable form.
 
-import { buildTable } from '../../routing/table.ts';
+import { IncrementalTableBuilder } from '../../routing/table.ts';
 import type { BuildOptions, Problem, RouteTable, ServiceInstance, Snapshot } from '../../routing/types.ts';
 import type { RegistryInfo } from '../controller.ts';
 
@@ -31,15 +31,24 @@ export type RebuildResult =
   | { readonly ok: true; readonly table: RouteTable }
   | { readonly ok: false; readonly error: string; readonly got?: string };
 
-/** The worker side: rebuild, and accept the table only if it hashes to the control's version. */
-export function rebuildTable(json: string, version: string, options: BuildOptions): RebuildResult {
+/**
+ * The worker side: rebuild, and accept the table only if it hashes to the control's version. A
+ * worker passes the same builder every time, so a change rebuilds only the services it touched
+ * (as the control's Controller does); a plain BuildOptions builds from scratch.
+ */
+export function rebuildTable(
+  json: string,
+  version: string,
+  builder: IncrementalTableBuilder | BuildOptions,
+): RebuildResult {
   let inputs: Snapshot;
   try {
     inputs = JSON.parse(json) as Snapshot;
   } catch (err) {
     return { ok: false, error: `table inputs are not JSON: ${(err as Error).message}` };
   }
-  const table = buildTable(inputs, options);
+  const b = builder instanceof IncrementalTableBuilder ? builder : new IncrementalTableBuilder(builder);
+  const table = b.build(inputs);
   if (table.version !== version) return { ok: false, error: 'table version mismatch', got: table.version };
   return { ok: true, table };
 }

@@ -8,6 +8,7 @@
 // requests and a stats report every second; drain on request, on SIGTERM, or when the control
 // process goes away (IPC disconnect).
 
+import { IncrementalTableBuilder } from '../../routing/table.ts';
 import { loadConfig, tableOptions } from '../config/index.ts';
 import { createLogger } from '../logging.ts';
 import type { CairnServer } from '../server.ts';
@@ -25,6 +26,8 @@ function send(m: FromWorker): void {
 }
 
 let server: CairnServer | undefined;
+/** Kept across tables: a change rebuilds only what it touched. */
+let builder: IncrementalTableBuilder | undefined;
 let reporter: StatsReporter | undefined;
 let startup: Promise<void> | undefined;
 let stopping = false;
@@ -60,7 +63,8 @@ async function init(id: number, ports: readonly number[]): Promise<void> {
 function applyTable(m: Extract<ToWorker, { t: 'table' }>): void {
   if (server === undefined) return;
   const started = performance.now();
-  const r = rebuildTable(m.inputs, m.version, tableOptions(server.config));
+  builder ??= new IncrementalTableBuilder(tableOptions(server.config));
+  const r = rebuildTable(m.inputs, m.version, builder);
   if (!r.ok) {
     server.logger.error(
       { expected: m.version, got: r.got, error: r.error },

@@ -194,6 +194,11 @@ try {
           '',
         ],
         ['controller rebuild + swap hooks, median ms', fixed(median(rebuilds), 1), ''],
+        [
+          `controller rebuild + swap hooks, p99 ms (${rebuilds.length})`,
+          fixed(percentile(rebuilds, 99), 1),
+          '',
+        ],
         ['controller rebuild + swap hooks, max ms', fixed(Math.max(...rebuilds), 1), ''],
         ['change -> table, p50 ms', fixed(p50, 1), ''],
         [

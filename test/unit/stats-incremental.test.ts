@@ -1,0 +1,166 @@
+// The swap hooks that work only on what changed (Traffic.bind, LiveKeys, the table diff) against
+// what a swap means: after every swap of a random sequence of incrementally built tables, the
+// live cells are exactly one per route and per (route, target key) of the new table, a pair that
+// stayed keeps its cell (counters continue), a pair that is new gets a new cell; the live keys
+// are the new table's target keys; the diff is that of tables that share no objects.
+
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { LiveKeys } from '../../lib/stats/live-keys.ts';
+import { diffTables } from '../../lib/stats/table-diff.ts';
+import type { TrafficCell } from '../../lib/stats/traffic-cell.ts';
+import { Traffic } from '../../lib/stats/traffic.ts';
+import { buildTable, IncrementalTableBuilder } from '../../routing/table.ts';
+import type { RouteTable, ServiceInstance } from '../../routing/types.ts';
+
+const tagsArb = fc.array(
+  fc.constantFrom(
+    'urlprefix-/a',
+    'urlprefix-/b',
+    'urlprefix-/b weight=0.5',
+    'urlprefix-h.example.com/',
+    'urlprefix-:3306 proto=tcp',
+    'v1',
+    'v2',
+  ),
+  { maxLength: 3 },
+);
+
+const instancesArb: fc.Arbitrary<ServiceInstance[]> = fc.array(
+  fc.record({
+    service: fc.constantFrom('s1', 's2', 's3'),
+    id: fc.constantFrom('1', '2', '3'),
+    address: fc.constantFrom('10.0.0.1', '10.0.0.2'),
+    port: fc.constantFrom(80, 81),
+    tags: tagsArb,
+  }),
+  { maxLength: 8 },
+);
+
+/** A sequence of snapshots where each step changes a few instances of the one before. */
+const sequenceArb = fc
+  .tuple(
+    instancesArb,
+    fc.array(fc.tuple(fc.nat(), fc.option(tagsArb, { nil: undefined })), { minLength: 1, maxLength: 10 }),
+  )
+  .map(([first, edits]) => {
+    const out = [first];
+    let cur = first;
+    for (const [at, tags] of edits) {
+      const next = cur.slice();
+      if (next.length > 0) {
+        const i = at % next.length;
+        if (tags === undefined) next.splice(i, 1);
+        else next[i] = { ...(next[i] as ServiceInstance), tags };
+      }
+      out.push((cur = next));
+    }
+    return out;
+  });
+
+const labels = (c: TrafficCell) => `${c.route}\u0000${c.service}\u0000${c.target}\u0000${c.key}`;
+
+/** The cells a bound table must have, in order: each route's cell, then its distinct target keys. */
+function expectedCells(t: RouteTable): string[] {
+  const out: string[] = [];
+  for (const r of t.routes) {
+    const service = (r.targets[0] ?? r.starved[0])?.service ?? '';
+    out.push(`${r.src}\u0000${service}\u0000\u0000`);
+    const seen = new Set<string>();
+    for (const tg of [...r.targets, ...r.starved]) {
+      if (seen.has(tg.key)) continue;
+      seen.add(tg.key);
+      out.push(`${r.src}\u0000${tg.service}\u0000${tg.dst}\u0000${tg.key}`);
+    }
+  }
+  return out;
+}
+
+describe('stats: swap hooks that look only at changed routes', () => {
+  it('Traffic.bind: one cell per route and pair; pairs that stay keep theirs; new pairs get new ones', () => {
+    fc.assert(
+      fc.property(sequenceArb, (snapshots) => {
+        const builder = new IncrementalTableBuilder();
+        const traffic = new Traffic();
+        let before = new Map<string, TrafficCell>();
+        const everSeen = new Set<TrafficCell>();
+        for (const instances of snapshots) {
+          const t = builder.build({ instances, manual: '' });
+          traffic.bind(t);
+          const cells = [...traffic.cells()].slice(0, -1); // the no-route cell is last
+          expect(cells.map(labels)).to.deep.equal(expectedCells(t));
+          const now = new Map(cells.map((c) => [labels(c), c]));
+          for (const [k, c] of now) {
+            const old = before.get(k);
+            if (old !== undefined) expect(c, `cell ${k} kept`).to.equal(old);
+            else expect(everSeen.has(c), `cell ${k} is new`).to.equal(false);
+          }
+          for (const r of t.routes) {
+            for (const tg of [...r.targets, ...r.starved]) {
+              expect(traffic.cellOf(tg)).to.equal(
+                now.get(`${r.src}\u0000${tg.service}\u0000${tg.dst}\u0000${tg.key}`),
+              );
+            }
+          }
+          for (const c of cells) everSeen.add(c);
+          before = now;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('LiveKeys: the live table target keys; the routes that went report their targets', () => {
+    fc.assert(
+      fc.property(sequenceArb, (snapshots) => {
+        const builder = new IncrementalTableBuilder();
+        const live = new LiveKeys();
+        let previous = builder.build({ instances: [], manual: '' });
+        for (const instances of snapshots) {
+          const t = builder.build({ instances, manual: '' });
+          const gone = live.swap(previous, t);
+          const keys = new Set(t.routes.flatMap((r) => r.targets.map((x) => x.key)));
+          expect(live.size).to.equal(keys.size);
+          for (const k of keys) expect(live.has(k)).to.equal(true);
+          // Every target that left the table is among those reported.
+          const reported = new Set(gone.map((x) => x.key));
+          for (const r of previous.routes)
+            for (const x of r.targets) if (!keys.has(x.key)) expect(reported.has(x.key)).to.equal(true);
+          previous = t;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('LiveKeys starts over when given a table it did not see last', () => {
+    const builder = new IncrementalTableBuilder();
+    const live = new LiveKeys();
+    const a = builder.build({ instances: [], manual: 'route add s /a http://10.0.0.1:80/' });
+    const b = builder.build({ instances: [], manual: 'route add s /b http://10.0.0.2:80/' });
+    live.swap(a, b);
+    const c = builder.build({ instances: [], manual: 'route add s /c http://10.0.0.3:80/' });
+    // Not b: the counts are rebuilt from the table given as previous.
+    live.swap(a, c);
+    expect(live.size).to.equal(1);
+    expect(live.has('s|http://10.0.0.3:80/|')).to.equal(true);
+  });
+
+  it('diffTables: shared routes (skipped by identity) give the diff of tables that share nothing', () => {
+    fc.assert(
+      fc.property(sequenceArb, (snapshots) => {
+        const builder = new IncrementalTableBuilder();
+        let previous: RouteTable | undefined;
+        let previousFresh: RouteTable | undefined;
+        for (const instances of snapshots) {
+          const t = builder.build({ instances, manual: '' });
+          const fresh = buildTable({ instances, manual: '' });
+          expect(diffTables(previous, t, 10_000)).to.deep.equal(diffTables(previousFresh, fresh, 10_000));
+          previous = t;
+          previousFresh = fresh;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
