@@ -73,6 +73,7 @@ export class CairnServer {
       connectTimeoutMs: config.connectTimeoutMs,
       headersTimeoutMs: config.responseTimeoutMs,
       keepAliveTimeoutMs: config.upstreamIdleTimeoutMs,
+      engine: config.upstreamEngine,
     });
     this.controller = new Controller({
       build: tableOptions(config),

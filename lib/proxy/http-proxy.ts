@@ -11,7 +11,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
 import { isDenied } from '../../routing/access.ts';
 import { redirectLocation } from '../../routing/redirect.ts';
 import type { Route, RouteTarget } from '../../routing/types.ts';
@@ -22,7 +21,7 @@ import { contentLength, Exchange } from './exchange.ts';
 import { filterResponseHeaders, type ForwardContext } from './forward-headers.ts';
 import { type RequestHead, scanRequestHead } from './request-head.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
-import type { Upstreams } from './upstreams.ts';
+import type { UpstreamDispatcher, Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
 // HTTP/2 compat responses have the same runtime API for everything used here.
@@ -257,7 +256,7 @@ export class HttpProxy {
     x.send(d.target);
   }
 
-  pool(t: RouteTarget): Dispatcher {
+  pool(t: RouteTarget): UpstreamDispatcher {
     return this.upstreams.pool(t);
   }
 
@@ -410,7 +409,7 @@ class NodeExchange extends Exchange {
     return this.res.headersSent || this.res.destroyed;
   }
 
-  protected writeHead(status: number, rawHeaders: readonly Buffer[]): void {
+  protected writeHead(status: number, rawHeaders: readonly (Buffer | string)[]): void {
     this.res.writeHead(status, filterResponseHeaders(rawHeaders));
     this.remaining = contentLength(rawHeaders);
   }

@@ -1,10 +1,22 @@
-// One undici Pool per upstream origin (not BalancedPool: our balancer decides where a request
-// goes). Pools outlive table swaps while their target stays in the table; a pool whose origin
-// leaves the table is closed gracefully (in-flight requests finish, idle sockets close).
+// One pool per upstream origin (not BalancedPool: our balancer decides where a request goes).
+// Plain-HTTP origins get the lean HTTP/1.1 client (h1/lean-pool.ts) unless `--upstream-engine
+// undici`; TLS origins and upgrades always use an undici Pool. Pools outlive table swaps while
+// their target stays in the table; a pool whose origin leaves the table is closed gracefully
+// (in-flight requests finish, idle sockets close).
 
+import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import type { RouteTarget } from '../../routing/types.ts';
 import { DnsCache } from './dns-cache.ts';
+import { LeanPool, type UpstreamHandler, type UpstreamRequest } from './h1/lean-pool.ts';
+
+/** What Exchange needs from a pool: undici's legacy dispatch, or the lean client's. */
+export interface UpstreamDispatcher {
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): boolean;
+  close(): Promise<void>;
+}
+
+export type UpstreamEngine = 'lean' | 'undici';
 
 export interface UpstreamOptions {
   readonly connectTimeoutMs: number;
@@ -13,6 +25,8 @@ export interface UpstreamOptions {
   readonly keepAliveTimeoutMs: number;
   /** Max connections per origin (undefined = unlimited, like nginx keepalive pools). */
   readonly connections?: number;
+  /** Client for plain-HTTP origins (TLS origins and upgrades always use undici). */
+  readonly engine?: UpstreamEngine;
 }
 
 export const defaultUpstreamOptions: UpstreamOptions = {
@@ -44,14 +58,17 @@ function tlsServerName(t: RouteTarget): string | undefined {
   return undefined;
 }
 
+/** Map key prefix for the undici pools that upgrades use on origins served by the lean client. */
+const UPGRADE_KEY = 'upgrade|';
+
 export class Upstreams {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UpstreamDispatcher>();
   /**
    * Target object -> pool, so the hot path does one lookup without building a string. Keyed by
    * the (per-table, frozen) target object, not `target.key`: two routes may share an instance
    * with different TLS options, which need different pools.
    */
-  private byTarget = new WeakMap<RouteTarget, Pool>();
+  private byTarget = new WeakMap<RouteTarget, UpstreamDispatcher>();
   private readonly opts: UpstreamOptions;
   readonly dns = new DnsCache();
 
@@ -63,20 +80,50 @@ export class Upstreams {
     return this.opts;
   }
 
-  pool(t: RouteTarget): Pool {
+  /** The pool for a proxied (non-upgrade) request: lean for plain HTTP, undici otherwise. */
+  pool(t: RouteTarget): UpstreamDispatcher {
     const p = this.byTarget.get(t);
     if (p !== undefined) return p;
     const key = originKey(t);
     let pool = this.pools.get(key);
     if (pool === undefined) {
-      pool = this.create(key, t);
+      pool =
+        this.opts.engine !== 'undici' && key.startsWith('http:')
+          ? this.createLean(t)
+          : (this.createUndici(key, t) as unknown as UpstreamDispatcher);
       this.pools.set(key, pool);
     }
     this.byTarget.set(t, pool);
     return pool;
   }
 
-  private create(key: string, t: RouteTarget): Pool {
+  /** An undici pool for the origin, whatever the engine: upgrades (WebSocket) use it. */
+  undiciPool(t: RouteTarget): Pool {
+    const key = originKey(t);
+    const existing = this.pools.get(key);
+    if (existing instanceof Pool) return existing;
+    const ukey = UPGRADE_KEY + key;
+    let pool = this.pools.get(ukey) as Pool | undefined;
+    if (pool === undefined) {
+      pool = this.createUndici(key, t);
+      this.pools.set(ukey, pool as unknown as UpstreamDispatcher);
+    }
+    return pool;
+  }
+
+  private createLean(t: RouteTarget): LeanPool {
+    const o = this.opts;
+    return new LeanPool(t.url.hostname, Number(t.url.port) || 80, {
+      connectTimeoutMs: o.connectTimeoutMs,
+      headersTimeoutMs: o.headersTimeoutMs,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      connections: o.connections,
+      lookup: this.dns.lookup as unknown as LookupFunction,
+    });
+  }
+
+  private createUndici(key: string, t: RouteTarget): Pool {
     const origin = key.split('#')[0] as string;
     const https = origin.startsWith('https:');
     const sni = https ? tlsServerName(t) : undefined;
@@ -106,7 +153,7 @@ export class Upstreams {
     // because the new table's targets are new objects.
     this.byTarget = new WeakMap();
     for (const [k, pool] of this.pools) {
-      if (keepOrigins.has(k)) continue;
+      if (keepOrigins.has(k.startsWith(UPGRADE_KEY) ? k.slice(UPGRADE_KEY.length) : k)) continue;
       this.pools.delete(k);
       // close() waits for queued and running requests: a removed target is drained, not cut.
       pool.close().catch(() => {});

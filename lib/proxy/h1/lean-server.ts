@@ -619,7 +619,7 @@ class LeanExchange extends Exchange {
     return this.status !== 0;
   }
 
-  protected writeHead(status: number, rawHeaders: readonly Buffer[]): void {
+  protected writeHead(status: number, rawHeaders: readonly (Buffer | string)[]): void {
     const flat = filterResponseHeaders(rawHeaders);
     let s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     for (let i = 0; i + 1 < flat.length; i += 2) s += `${flat[i]}: ${flat[i + 1]}\r\n`;
