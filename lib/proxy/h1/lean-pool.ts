@@ -148,13 +148,7 @@ export class LeanPool {
 
   /** Opens a socket; the request head is written at once (net buffers it until connected). */
   private connect(): UpstreamConn {
-    const socket = net.connect({
-      host: this.hostname,
-      port: this.port,
-      noDelay: true,
-      ...(this.opts.lookup !== undefined ? { lookup: this.opts.lookup } : {}),
-    });
-    const conn = new UpstreamConn(this, socket);
+    const conn = new UpstreamConn(this);
     this.conns.add(conn);
     this.opened++;
     if (this.timer === undefined) {
@@ -259,6 +253,14 @@ function failClosed(handler: UpstreamHandler): void {
 }
 
 const CRLF = '\r\n';
+
+/**
+ * One read buffer for every upstream socket (`onread`): Node's default allocates a fresh 64 KB
+ * ArrayBuffer per read and shrinks it, which showed up as malloc/ArrayBuffer work on every
+ * response. Safe to share because each read is parsed synchronously and whatever outlives the
+ * callback is copied (header strings by the parser, body chunks in onBody).
+ */
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
 const LAST_CHUNK = '0\r\n\r\n';
 
 /** One upstream socket and the request it is serving. */
@@ -298,10 +300,18 @@ class UpstreamConn {
     this.socket.resume();
   };
 
-  constructor(pool: LeanPool, socket: Socket) {
+  constructor(pool: LeanPool) {
     this.pool = pool;
-    this.socket = socket;
     this.since = pool.tick;
+    const lookup = pool.opts.lookup;
+    const socket = net.connect({
+      host: pool.hostname,
+      port: pool.port,
+      noDelay: true,
+      onread: { buffer: readBuffer, callback: this.onRead },
+      ...(lookup !== undefined ? { lookup } : {}),
+    });
+    this.socket = socket;
     const p = new HTTPParser();
     p.initialize(HTTPParser.RESPONSE, {}, 0, 0);
     p[HTTPParser.kOnHeaders] = this.onHeaders;
@@ -310,7 +320,6 @@ class UpstreamConn {
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = p;
     socket.on('connect', this.onConnect);
-    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -453,18 +462,19 @@ class UpstreamConn {
     if (this.body !== undefined) this.pipeBody(this.body);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
+  private readonly onRead = (nread: number, buf: Uint8Array): boolean => {
     this.received = true;
     let ret: number | ParseError;
     try {
-      ret = this.parser.execute(chunk);
+      ret = this.parser.execute((buf as Buffer).subarray(0, nread));
     } catch (err) {
       this.fail(err as Error);
-      return;
+      return true;
     }
     if (typeof ret !== 'number') {
       this.fail(new UpstreamError(ret.code ?? 'HPE_INVALID', `bad upstream response: ${ret.message}`));
     }
+    return true;
   };
 
   private readonly onEnd = (): void => {
@@ -550,7 +560,8 @@ class UpstreamConn {
     const h = this.handler;
     if (h === undefined) return;
     this.since = this.pool.tick;
-    if (h.onData(chunk) === false) this.pause();
+    // A view of the shared read buffer: the handler gets its own copy (a slab slice when small).
+    if (h.onData(Buffer.from(chunk)) === false) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
