@@ -141,8 +141,16 @@ export class LeanPool {
       this.queue.push({ req, handler });
       return false;
     }
+    let fresh: UpstreamConn;
+    try {
+      fresh = this.connect();
+    } catch (err) {
+      // net.connect throws on options it rejects (a bad port): still an answer, never a throw.
+      process.nextTick(failConnect, handler, err);
+      return false;
+    }
     this.busy++;
-    this.connect().start(req, handler, false);
+    fresh.start(req, handler, false);
     return true;
   }
 
@@ -246,6 +254,10 @@ export class LeanPool {
     this.closed = undefined;
     done?.();
   }
+}
+
+function failConnect(handler: UpstreamHandler, err: Error & { code?: string }): void {
+  handler.onError(new UpstreamError(err.code ?? 'ECONNREFUSED', err.message));
 }
 
 function failClosed(handler: UpstreamHandler): void {

@@ -296,9 +296,9 @@ export class H1Connection {
     head: RequestHead,
   ): void {
     this.state = State.Busy;
-    this.since = performance.now();
-    this.requestComplete = !head.hasBody;
     const started = performance.now();
+    this.since = started;
+    this.requestComplete = !head.hasBody;
     const proxy = this.owner.proxy;
     const d = proxy.decide(url, head, false, this.remoteAddress);
     const http10 = versionMinor === 0;
@@ -474,6 +474,11 @@ export class H1Connection {
     return this.owner.draining;
   }
 
+  /** The client socket drained: the active exchange may resume its upstream (one closure per connection). */
+  readonly onDrain = (): void => {
+    this.current?.drained();
+  };
+
   resumeReading(): void {
     if (this.queue === undefined || this.queue.length === 0) this.socket.resume();
   }
@@ -523,9 +528,6 @@ class LeanExchange extends Exchange {
   private chunked = false;
   private noBody = false;
   private closeAfter = false;
-  private readonly onDrain = (): void => {
-    this.resumeUpstream?.();
-  };
 
   constructor(
     proxy: HttpProxy,
@@ -614,6 +616,10 @@ class LeanExchange extends Exchange {
 
   // ---- response ----
 
+  drained(): void {
+    this.resumeUpstream?.();
+  }
+
   responseStarted(): boolean {
     return this.status !== 0;
   }
@@ -667,7 +673,7 @@ class LeanExchange extends Exchange {
     } else {
       ok = this.writeFramed(sock, chunk);
     }
-    if (!ok) sock.once('drain', this.onDrain);
+    if (!ok) sock.once('drain', this.conn.onDrain);
     return ok;
   }
 
@@ -709,7 +715,7 @@ class LeanExchange extends Exchange {
   }
 
   protected released(): void {
-    this.conn.socket.removeListener('drain', this.onDrain);
+    this.conn.socket.removeListener('drain', this.conn.onDrain);
     this.conn.exchangeDone(this.closeAfter || !this.headWritten);
   }
 }
