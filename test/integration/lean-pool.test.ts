@@ -19,6 +19,8 @@ import {
   type UpstreamRequest,
 } from '../../lib/proxy/h1/lean-pool.ts';
 import { Upstreams } from '../../lib/proxy/upstreams.ts';
+import { type Cairn, startCairn } from './helpers/cairn.ts';
+import { bodyBytes, type Echo, sha256, startUpstream, type Upstream } from './helpers/upstream.ts';
 
 interface Result {
   status: number;
@@ -544,4 +546,60 @@ describe('lean upstream pool (real sockets)', function () {
       await waitFor(() => up.sockets.size === 0);
     });
   });
+
+  // End to end through Cairn, on both upstream engines: the undici path stays tested.
+  for (const engine of ['lean', 'undici'] as const) {
+    describe(`through Cairn with --upstream-engine ${engine}`, () => {
+      let up: Upstream | undefined;
+      let hang: Upstream | undefined;
+      let cairn: Cairn | undefined;
+      beforeEach(async () => {
+        up = await startUpstream('echo');
+        hang = await startUpstream('hang', 'hang');
+        cairn = await startCairn(
+          {
+            services: [
+              { name: 'echo', instances: [{ address: '127.0.0.1', port: up.port, tags: ['urlprefix-/'] }] },
+              {
+                name: 'hang',
+                instances: [{ address: '127.0.0.1', port: hang.port, tags: ['urlprefix-/hang'] }],
+              },
+            ],
+          },
+          { args: ['--upstream-engine', engine, '--response-timeout', '300ms', '--retries', '0'] },
+        );
+      });
+      afterEach(async () => {
+        await cairn?.stop();
+        await up?.close();
+        await hang?.close();
+      });
+
+      it('reuses one upstream connection for sequential requests', async () => {
+        for (let i = 0; i < 30; i++) {
+          const r = await (cairn as Cairn).fetch(`/n${i}`);
+          expect(r.status).to.equal(200);
+          expect((JSON.parse(r.text) as Echo).url).to.equal(`/n${i}`);
+        }
+        expect((up as Upstream).connections).to.equal(1);
+      });
+
+      it('forwards a 1 MB POST body intact, and HEAD without a body', async () => {
+        const body = bodyBytes(0, 1 << 20);
+        const r = await (cairn as Cairn).fetch('/upload', { method: 'POST', body });
+        const echo = JSON.parse(r.text) as Echo;
+        expect(echo.bodyLength).to.equal(body.length);
+        expect(echo.bodySha256).to.equal(sha256(body));
+        expect(echo.headers['x-forwarded-for']).to.equal('127.0.0.1');
+        const h = await (cairn as Cairn).fetch('/head', { method: 'HEAD' });
+        expect(h.status).to.equal(200);
+        expect(h.body.length).to.equal(0);
+      });
+
+      it('answers 504 when the upstream sends no headers in time', async () => {
+        const r = await (cairn as Cairn).fetch('/hang');
+        expect(r.status).to.equal(504);
+      });
+    });
+  }
 });
