@@ -25,6 +25,9 @@ interface ParserBinding {
   execute(data: Buffer): number | ParseError;
   finish(): number | ParseError | undefined;
   close(): void;
+  consume(handle: object): void;
+  unconsume(): void;
+  getCurrentBuffer(): Buffer;
   [k: number]: unknown;
 }
 interface ParserClass {
@@ -44,6 +47,15 @@ interface ParseError extends Error {
 // Node's own HTTP parser (llhttp), as `node:http` uses it. Not a public API, but present and
 // stable across Node 18-24; `cairn` pins Node 24. getBuiltinModule works the same from ESM, the
 // compiled dist/ and the bundled single executable.
+/** The libuv stream behind a net.Socket (`socket._handle`), as node:http drives it. */
+interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
 const { HTTPParser, methods } = process.getBuiltinModule('_http_common') as unknown as {
   HTTPParser: ParserClass;
   methods: string[];
@@ -139,6 +151,10 @@ export class H1Connection {
     { method: string; url: string; headers: string[]; versionMinor: number } | undefined;
   readonly remoteAddress: string;
   readonly localPort: number;
+  /** The socket's stream handle when the parser consumes it in C++; reads are paused on it. */
+  private handle: StreamHandle | undefined;
+  /** A request completed during the current read (consumed mode: tells idle from headers). */
+  private completedInRead = false;
 
   constructor(owner: LeanHttpServer, socket: Socket) {
     this.owner = owner;
@@ -152,6 +168,17 @@ export class H1Connection {
     p[HTTPParser.kOnBody] = this.onBody;
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = p;
+    // Like node:http, let the parser read the socket in C++ (`consume`): reads land in the
+    // parser's shared buffer and no JS 'data' hop or per-read 64 KB allocation happens. Body
+    // chunks are views of that buffer and are copied where they are kept (pushBody, queue).
+    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (handle?.isStreamBase === true && handle._consumed !== true) {
+      p[HTTPParser.kOnExecute] = this.onExecute;
+      p.consume(handle);
+      handle._consumed = true;
+      this.handle = handle;
+    }
+    // Still needed when consumed: it keeps the socket flowing (and 'end' emitted).
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onSocketError);
@@ -185,6 +212,25 @@ export class H1Connection {
     }
   };
 
+  /** Consumed mode: the parser executed one read (`ret` bytes, or the parse error). */
+  private readonly onExecute = (ret: number | ParseError): void => {
+    if (typeof ret !== 'number') {
+      this.parseError(ret);
+      return;
+    }
+    // A read that left the connection idle without completing a request began one.
+    if (this.state === State.Idle && ret > 0 && !this.completedInRead) {
+      this.state = State.Headers;
+      this.since = performance.now();
+    }
+    this.completedInRead = false;
+    const up = this.upgradeRequest;
+    if (up !== undefined) {
+      this.upgradeRequest = undefined;
+      this.handOverUpgrade(up, this.parser.getCurrentBuffer().subarray(ret));
+    }
+  };
+
   /**
    * The client half-closed. Like node:http (without httpAllowHalfOpen), that ends the connection:
    * a request in progress is aborted upstream. (The server allows half-open sockets only so
@@ -205,6 +251,7 @@ export class H1Connection {
     this.owner.connections.delete(this);
     this.current?.connectionClosed();
     this.current?.bodyAborted();
+    this.unconsume();
     try {
       this.parser.close();
     } catch {
@@ -257,7 +304,7 @@ export class H1Connection {
         chunks: [],
         complete: false,
       });
-      this.socket.pause();
+      this.pauseReading();
       return 0;
     }
     this.start(m, u, h, versionMinor, keepAlive, head);
@@ -274,6 +321,7 @@ export class H1Connection {
   };
 
   private readonly onMessageComplete = (): void => {
+    this.completedInRead = true;
     const q = this.queue;
     if (q !== undefined && q.length > 0) {
       (q[q.length - 1] as Pending).complete = true;
@@ -288,6 +336,24 @@ export class H1Connection {
   // ---- request lifecycle ----
 
   private start(
+    method: string,
+    url: string,
+    headers: string[],
+    versionMinor: number,
+    keepAlive: boolean,
+    head: RequestHead,
+  ): void {
+    try {
+      this.startExchange(method, url, headers, versionMinor, keepAlive, head);
+    } catch (err) {
+      // A bug must cost this connection, never the process (consumed reads run these callbacks
+      // from C++, where nothing would catch it).
+      if (this.current !== undefined) this.socket.destroy();
+      else this.fail(500, err as Error);
+    }
+  }
+
+  private startExchange(
     method: string,
     url: string,
     headers: string[],
@@ -368,7 +434,7 @@ export class H1Connection {
     }
     // The request body may still be arriving (an early answer): read and drop it first.
     if (!this.requestComplete) {
-      this.socket.resume();
+      this.readOn();
       return;
     }
     this.next();
@@ -382,7 +448,7 @@ export class H1Connection {
       this.state = State.Idle;
       this.since = performance.now();
       if (this.owner.draining) this.close();
-      else this.socket.resume();
+      else this.readOn();
       return;
     }
     this.start(p.method, p.url, p.headers, p.versionMinor, p.keepAlive, p.head);
@@ -396,7 +462,7 @@ export class H1Connection {
     } else if (p.complete) {
       this.requestComplete = true;
     }
-    if (q !== undefined && q.length === 0) this.socket.resume();
+    if (q !== undefined && q.length === 0) this.readOn();
   }
 
   private handOverUpgrade(
@@ -409,11 +475,12 @@ export class H1Connection {
     this.socket.removeListener('error', this.onSocketError);
     this.owner.connections.delete(this);
     this.state = State.Closed;
-    try {
-      this.parser.close();
-    } catch {
-      // already freed
-    }
+    // The WebSocket proxy reads the socket from JS: hand the reads back, reading on.
+    this.unconsume();
+    this.readOn();
+    // Not now: this may run inside the parser's own execute (consumed reads), which must not
+    // free it under itself (node:http defers it the same way).
+    setImmediate(closeParser, this.parser);
     this.owner.upgrades.handle(upgradeRequestShim(up, this.socket), this.socket, Buffer.from(rest));
   }
 
@@ -480,11 +547,53 @@ export class H1Connection {
   };
 
   resumeReading(): void {
-    if (this.queue === undefined || this.queue.length === 0) this.socket.resume();
+    if (this.queue === undefined || this.queue.length === 0) this.readOn();
   }
 
+  /** Stops reading the client (request body backpressure, pipelined requests queued). */
   pauseReading(): void {
-    this.socket.pause();
+    const h = this.handle;
+    if (h === undefined) {
+      this.socket.pause();
+      return;
+    }
+    // Consumed: nothing reaches the socket's stream buffer, so stop the handle itself.
+    if (h.reading === true) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private readOn(): void {
+    const h = this.handle;
+    if (h === undefined) {
+      this.socket.resume();
+      return;
+    }
+    if (h.reading !== true && this.state !== State.Closed && !this.socket.destroyed) {
+      h.reading = true;
+      h.readStart();
+    }
+  }
+
+  private unconsume(): void {
+    const h = this.handle;
+    if (h === undefined) return;
+    this.handle = undefined;
+    h._consumed = false;
+    try {
+      this.parser.unconsume();
+    } catch {
+      // the handle is gone already
+    }
+  }
+}
+
+function closeParser(p: ParserBinding): void {
+  try {
+    p.close();
+  } catch {
+    // already freed
   }
 }
 
