@@ -18,6 +18,8 @@ interface ParserBinding {
   execute(data: Buffer): number | ParseError;
   finish(): number | ParseError | undefined;
   close(): void;
+  consume(handle: object): void;
+  unconsume(): void;
   [k: number]: unknown;
 }
 interface ParserClass {
@@ -27,6 +29,16 @@ interface ParserClass {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
+}
+
+/** The libuv stream behind a net.Socket (`socket._handle`), as node:http's server drives it. */
+interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 interface ParseError extends Error {
   code?: string;
@@ -266,13 +278,6 @@ function failClosed(handler: UpstreamHandler): void {
 
 const CRLF = '\r\n';
 
-/**
- * One read buffer for every upstream socket (`onread`): Node's default allocates a fresh 64 KB
- * ArrayBuffer per read and shrinks it, which showed up as malloc/ArrayBuffer work on every
- * response. Safe to share because each read is parsed synchronously and whatever outlives the
- * callback is copied (header strings by the parser, body chunks in onBody).
- */
-const readBuffer = Buffer.allocUnsafe(64 * 1024);
 const LAST_CHUNK = '0\r\n\r\n';
 
 /** One upstream socket and the request it is serving. */
@@ -295,6 +300,12 @@ class UpstreamConn {
   private informational = false;
   private keepAlive = true;
   private responsePaused = false;
+  /**
+   * The socket's stream handle once the parser consumes it in C++ (as node:http's server does):
+   * reads land in the parser's shared buffer, with no JS 'data' hop and no 64 KB allocation per
+   * read. Body chunks are views of that buffer, hence the copy in onBody.
+   */
+  private handle: StreamHandle | undefined;
 
   readonly abort = (err?: Error): void => {
     const h = this.handler;
@@ -309,7 +320,7 @@ class UpstreamConn {
     if (!this.responsePaused) return;
     this.responsePaused = false;
     this.since = this.pool.tick;
-    this.socket.resume();
+    this.readOn();
   };
 
   constructor(pool: LeanPool) {
@@ -320,7 +331,6 @@ class UpstreamConn {
       host: pool.hostname,
       port: pool.port,
       noDelay: true,
-      onread: { buffer: readBuffer, callback: this.onRead },
       ...(lookup !== undefined ? { lookup } : {}),
     });
     this.socket = socket;
@@ -332,6 +342,8 @@ class UpstreamConn {
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = p;
     socket.on('connect', this.onConnect);
+    // Only used when the handle cannot be consumed; either way it keeps the socket flowing.
+    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -468,25 +480,38 @@ class UpstreamConn {
   // ---- socket events ----
 
   private readonly onConnect = (): void => {
+    // Before the first read (net starts reading right after 'connect').
+    const handle = (this.socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (this.handle === undefined && handle?.isStreamBase === true && handle._consumed !== true) {
+      const p = this.parser;
+      p[HTTPParser.kOnExecute] = this.onExecute;
+      p.consume(handle);
+      handle._consumed = true;
+      this.handle = handle;
+    }
     if (this.phase !== Phase.Connecting) return;
     this.phase = this.handler === undefined ? Phase.Idle : Phase.Headers;
     this.since = this.pool.tick;
     if (this.body !== undefined) this.pipeBody(this.body);
   };
 
-  private readonly onRead = (nread: number, buf: Uint8Array): boolean => {
-    this.received = true;
+  private readonly onData = (chunk: Buffer): void => {
     let ret: number | ParseError;
     try {
-      ret = this.parser.execute((buf as Buffer).subarray(0, nread));
+      ret = this.parser.execute(chunk);
     } catch (err) {
       this.fail(err as Error);
-      return true;
+      return;
     }
+    this.onExecute(ret);
+  };
+
+  /** The parser executed one read (`ret` bytes, or the parse error). */
+  private readonly onExecute = (ret: number | ParseError): void => {
+    this.received = true;
     if (typeof ret !== 'number') {
       this.fail(new UpstreamError(ret.code ?? 'HPE_INVALID', `bad upstream response: ${ret.message}`));
     }
-    return true;
   };
 
   private readonly onEnd = (): void => {
@@ -517,6 +542,15 @@ class UpstreamConn {
   private readonly onClose = (): void => {
     if (this.handler !== undefined) this.fail(new UpstreamError('UND_ERR_SOCKET', 'other side closed'));
     this.phase = Phase.Closed;
+    const h = this.handle;
+    if (h !== undefined) {
+      this.handle = undefined;
+      try {
+        this.parser.unconsume();
+      } catch {
+        // the handle is gone already
+      }
+    }
     try {
       this.parser.close();
     } catch {
@@ -588,7 +622,7 @@ class UpstreamConn {
     if (reusable) {
       if (this.responsePaused) {
         this.responsePaused = false;
-        this.socket.resume();
+        this.readOn();
       }
       this.pool.released(this);
     } else {
@@ -601,7 +635,22 @@ class UpstreamConn {
   private pause(): void {
     if (this.responsePaused) return;
     this.responsePaused = true;
-    this.socket.pause();
+    const h = this.handle;
+    if (h === undefined) this.socket.pause();
+    else if (h.reading === true) {
+      // Consumed: nothing reaches the socket's stream buffer, so stop the handle itself.
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private readOn(): void {
+    const h = this.handle;
+    if (h === undefined) this.socket.resume();
+    else if (h.reading !== true && this.phase !== Phase.Closed) {
+      h.reading = true;
+      h.readStart();
+    }
   }
 
   // ---- endings ----
