@@ -477,6 +477,22 @@ describe('lean upstream pool (real sockets)', function () {
     await waitFor(() => up.sockets.size === 0);
   });
 
+  it('keeps every field of a long response head (over 32 fields, split across reads)', async () => {
+    const fields = Array.from({ length: 80 }, (_, i) => `x-field-${i}: value-${i}-${'v'.repeat(40)}\r\n`);
+    const up = await upstream(
+      rawUpstream((s) => {
+        s.write(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${fields.slice(0, 50).join('')}`);
+        setTimeout(() => s.write(`${fields.slice(50).join('')}\r\nok`), 30);
+      }),
+    );
+    const r = await send(pool(up.port));
+    expect(r.status).to.equal(200);
+    expect(r.body.toString()).to.equal('ok');
+    for (let i = 0; i < 80; i++)
+      expect(r.headers.get(`x-field-${i}`)).to.equal(`value-${i}-${'v'.repeat(40)}`);
+    expect(r.headers.get('content-length')).to.equal('2');
+  });
+
   it('passes 1xx responses to the handler, then the final response', async () => {
     const up = await upstream(
       rawUpstream((s) => {

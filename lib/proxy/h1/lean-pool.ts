@@ -561,11 +561,21 @@ class UpstreamConn {
 
   // ---- parser callbacks ----
 
-  private readonly onHeaders = (): void => {
-    // Long header blocks arrive in parts; llhttp hands the rest to onHeadersComplete, and node's
-    // parser only calls this for heads over ~32 fields split across reads. Not expected from
-    // upstreams; the partial fields are dropped rather than buffered (bounded memory).
+  private readonly onHeaders = (headers: string[]): void => {
+    // Heads with more than 32 fields arrive in parts (node's parser flushes every 32); the rest
+    // comes with onHeadersComplete. The parser's header size limit bounds this.
+    (this.partialHeaders ??= []).push(...headers);
   };
+
+  /** The fields of the current head flushed before onHeadersComplete (long heads only). */
+  private partialHeaders: string[] | undefined;
+
+  private headersOf(headers: string[] | undefined): string[] {
+    const partial = this.partialHeaders;
+    if (partial === undefined) return headers ?? [];
+    this.partialHeaders = undefined;
+    return headers === undefined ? partial : partial.concat(headers);
+  }
 
   private readonly onHeadersComplete = (
     _versionMajor: number,
@@ -579,6 +589,7 @@ class UpstreamConn {
     shouldKeepAlive: boolean,
   ): number => {
     const h = this.handler;
+    const fields = this.headersOf(headers);
     if (h === undefined) return 1;
     if (statusCode < 200) {
       if (statusCode === 101 || upgrade) {
@@ -587,14 +598,14 @@ class UpstreamConn {
       }
       // 1xx: informational, another head follows (100-continue is answered on the client side).
       this.informational = true;
-      h.onHeaders(statusCode, headers ?? [], this.resume, statusMessage);
+      h.onHeaders(statusCode, fields, this.resume, statusMessage);
       return 1;
     }
     this.phase = Phase.Body;
     this.since = this.pool.tick;
     this.keepAlive = shouldKeepAlive;
     const head = this.req?.method === 'HEAD';
-    if (h.onHeaders(statusCode, headers ?? [], this.resume, statusMessage) === false) this.pause();
+    if (h.onHeaders(statusCode, fields, this.resume, statusMessage) === false) this.pause();
     return head ? 1 : 0;
   };
 
