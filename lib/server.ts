@@ -31,6 +31,16 @@ import type { ClusterView } from './workers/view.ts';
 
 export class StartupError extends Error {}
 
+/** A request's Transfer-Encoding is absent, or its last coding is chunked. */
+function transferEncodingOk(te: string | undefined): boolean {
+  if (te === undefined) return true;
+  const last = te
+    .slice(te.lastIndexOf(',') + 1)
+    .trim()
+    .toLowerCase();
+  return last === 'chunked';
+}
+
 interface Listener {
   readonly spec: ListenSpec;
   readonly server: http.Server | http2.Http2SecureServer | net.Server;
@@ -90,6 +100,7 @@ export class CairnServer {
       connectTimeoutMs: config.connectTimeoutMs,
       headersTimeoutMs: config.responseTimeoutMs,
       keepAliveTimeoutMs: config.upstreamIdleTimeoutMs,
+      engine: config.upstreamEngine,
     });
     this.controller = new Controller({
       build: tableOptions(config),
@@ -147,6 +158,16 @@ export class CairnServer {
       r.shouldKeepAlive = false;
       r.writeHead(431, { connection: 'close', 'content-length': '0' });
       r.end();
+      return;
+    }
+    if (req.httpVersionMajor === 1 && !transferEncodingOk(req.headers['transfer-encoding'])) {
+      // RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked has no knowable
+      // length; node:http lets `xchunked` through, and the upstream would read it another way.
+      const r = res as http.ServerResponse;
+      r.shouldKeepAlive = false;
+      const body = 'invalid transfer-encoding\n';
+      r.writeHead(400, { connection: 'close', 'content-type': 'text/plain', 'content-length': body.length });
+      r.end(body);
       return;
     }
     const bodyTimeout = this.config.clientBodyTimeoutMs;

@@ -71,6 +71,8 @@ export interface CairnConfig {
   readonly auth: readonly AuthSpec[];
   /** Plain HTTP listeners: the lean raw-socket engine or node:http. */
   readonly http1Engine: 'lean' | 'node';
+  /** Plain-HTTP upstreams: the lean raw-socket client or undici. */
+  readonly upstreamEngine: 'lean' | 'undici';
   readonly retries: number;
   readonly ejectAfter: number;
   readonly ejectTimeMs: number;
@@ -317,6 +319,7 @@ function load(
     ...(clientIpHeader !== undefined ? { clientIpHeader } : {}),
     auth,
     http1Engine: one('http1-engine', 'lean', (s) => parseChoice(s, ['lean', 'node'] as const)),
+    upstreamEngine: one('upstream-engine', 'lean', (s) => parseChoice(s, ['lean', 'undici'] as const)),
     retries: one('retries', 2, (s) => parseInteger(s, 0, 10)),
     ejectAfter: one('eject-after', 5, (s) => parseInteger(s, 0, 1000)),
     ejectTimeMs: one('eject-time', 30_000, parseDuration),

@@ -131,6 +131,13 @@ export const configKeys: readonly ConfigKey[] = [
     help: 'plain HTTP listeners: lean (raw sockets + llhttp, fast) or node (node:http)',
   },
   {
+    name: 'upstream-engine',
+    type: 'string',
+    value: 'NAME',
+    default: 'lean',
+    help: 'plain-HTTP upstreams: lean (raw sockets + llhttp, fast) or undici; TLS upstreams and upgrades always use undici',
+  },
+  {
     name: 'retries',
     type: 'string',
     value: 'N',

@@ -78,7 +78,8 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
   protected abstract bodyUntouched(): boolean;
   /** The client already got the response head. */
   protected abstract headSent(): boolean;
-  protected abstract writeHead(status: number, rawHeaders: readonly Buffer[]): void;
+  /** Raw headers as undici (Buffers) or the lean client (latin1 strings) hands them over. */
+  protected abstract writeHead(status: number, rawHeaders: readonly (Buffer | string)[]): void;
   /** Writes body bytes; false asks undici to pause until `resumeUpstream` is called. */
   protected abstract writeData(chunk: Buffer): boolean;
   protected abstract endResponse(): void;
@@ -134,7 +135,7 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
     if (this.done || this.clientClosed) abort(new Error('client closed'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx: 100-continue is answered on the client side
     this.resumeUpstream = resume;
     this.status = statusCode;
@@ -267,14 +268,19 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
 }
 
 /** The upstream's Content-Length from raw headers, or -1 (chunked, close-delimited, absent). */
-export function contentLength(raw: readonly Buffer[]): number {
+export function contentLength(raw: readonly (Buffer | string)[]): number {
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as Buffer;
+    const name = raw[i] as Buffer | string;
     if (name.length !== 14) continue;
-    // 'content-length' case-insensitively: check a few bytes before the full compare.
-    if (((name[0] as number) | 0x20) !== 0x63 || ((name[8] as number) | 0x20) !== 0x6c) continue;
-    if (name.toString('latin1').toLowerCase() !== 'content-length') continue;
-    const n = Number((raw[i + 1] as Buffer).toString('latin1'));
+    if (typeof name === 'string') {
+      if ((name.charCodeAt(0) | 0x20) !== 0x63 || name.toLowerCase() !== 'content-length') continue;
+    } else {
+      // 'content-length' case-insensitively: check a few bytes before the full compare.
+      if (((name[0] as number) | 0x20) !== 0x63 || ((name[8] as number) | 0x20) !== 0x6c) continue;
+      if (name.toString('latin1').toLowerCase() !== 'content-length') continue;
+    }
+    const v = raw[i + 1] as Buffer | string;
+    const n = Number(typeof v === 'string' ? v : v.toString('latin1'));
     return Number.isSafeInteger(n) && n >= 0 ? n : -1;
   }
   return -1;

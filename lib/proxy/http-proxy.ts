@@ -11,7 +11,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
 import { checkedForwardedFor, clientAddress, isDenied } from '../../routing/access.ts';
 import { redirectLocation } from '../../routing/redirect.ts';
 import type { Cidr, Route, RouteTarget } from '../../routing/types.ts';
@@ -23,7 +22,7 @@ import { filterResponseHeaders, type ForwardContext } from './forward-headers.ts
 import { type RequestHead, scanRequestHead } from './request-head.ts';
 import { normalizeRequestPath, rewritePath, splitPathQuery } from './request-path.ts';
 import { type AbsoluteTarget, isValidHost, parseAbsoluteForm, setHostHeader } from './request-target.ts';
-import type { Upstreams } from './upstreams.ts';
+import type { UpstreamDispatcher, Upstreams } from './upstreams.ts';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;
 // HTTP/2 compat responses have the same runtime API for everything used here.
@@ -288,7 +287,7 @@ export class HttpProxy {
     x.send(d.target);
   }
 
-  pool(t: RouteTarget): Dispatcher {
+  pool(t: RouteTarget): UpstreamDispatcher {
     return this.upstreams.pool(t);
   }
 
@@ -448,7 +447,7 @@ class NodeExchange extends Exchange {
     return this.res.headersSent || this.res.destroyed;
   }
 
-  protected writeHead(status: number, rawHeaders: readonly Buffer[]): void {
+  protected writeHead(status: number, rawHeaders: readonly (Buffer | string)[]): void {
     this.res.writeHead(status, filterResponseHeaders(rawHeaders));
     this.remaining = contentLength(rawHeaders);
   }

@@ -153,7 +153,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler {
       ...(o.strip !== undefined ? { stripPrefix: o.strip } : {}),
       ...(o.host !== undefined ? { hostOverride: o.host === 'dst' ? target.url.host : o.host } : {}),
     });
-    this.proxy.upstreams.pool(target).dispatch(
+    this.proxy.upstreams.undiciPool(target).dispatch(
       {
         path: this.path,
         method: req.method ?? 'GET',

@@ -1,10 +1,23 @@
-// One undici Pool per upstream origin (not BalancedPool: our balancer decides where a request
-// goes). Pools outlive table swaps while their target stays in the table; a pool whose origin
-// leaves the table is closed gracefully (in-flight requests finish, idle sockets close).
+// One pool per upstream origin (not BalancedPool: our balancer decides where a request goes).
+// Plain-HTTP origins get the lean HTTP/1.1 client (h1/lean-pool.ts) unless `--upstream-engine
+// undici`; TLS origins and upgrades always use an undici Pool. Pools outlive table swaps while
+// their target stays in the table; a pool whose origin leaves the table is closed gracefully
+// (in-flight requests finish, idle sockets close).
 
+import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import type { RouteTarget } from '../../routing/types.ts';
 import { DnsCache } from './dns-cache.ts';
+import { LeanPool, type UpstreamHandler, type UpstreamRequest } from './h1/lean-pool.ts';
+
+/** What Exchange needs from a pool: undici's legacy dispatch, or the lean client's. */
+export interface UpstreamDispatcher {
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): boolean;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+
+export type UpstreamEngine = 'lean' | 'undici';
 
 export interface UpstreamOptions {
   readonly connectTimeoutMs: number;
@@ -13,6 +26,8 @@ export interface UpstreamOptions {
   readonly keepAliveTimeoutMs: number;
   /** Max connections per origin (undefined = unlimited, like nginx keepalive pools). */
   readonly connections?: number;
+  /** Client for plain-HTTP origins (TLS origins and upgrades always use undici). */
+  readonly engine?: UpstreamEngine;
 }
 
 export const defaultUpstreamOptions: UpstreamOptions = {
@@ -44,19 +59,22 @@ function tlsServerName(t: RouteTarget): string | undefined {
   return undefined;
 }
 
+/** Map key prefix for the undici pools that upgrades use on origins served by the lean client. */
+const UPGRADE_KEY = 'upgrade|';
+
 const originKeys = new WeakMap<RouteTarget, string>();
 
 export class Upstreams {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UpstreamDispatcher>();
   /**
    * Target object -> pool, so the hot path does one lookup without building a string. Keyed by
    * the (per-table, frozen) target object, not `target.key`: two routes may share an instance
    * with different TLS options, which need different pools.
    */
-  private byTarget = new WeakMap<RouteTarget, Pool>();
+  private byTarget = new WeakMap<RouteTarget, UpstreamDispatcher>();
   private readonly opts: UpstreamOptions;
   /** retain(): the sweep that last found each pool in use. */
-  private readonly marks = new Map<Pool, number>();
+  private readonly marks = new Map<UpstreamDispatcher, number>();
   private sweep = 0;
   readonly dns = new DnsCache();
 
@@ -68,20 +86,50 @@ export class Upstreams {
     return this.opts;
   }
 
-  pool(t: RouteTarget): Pool {
+  /** The pool for a proxied (non-upgrade) request: lean for plain HTTP, undici otherwise. */
+  pool(t: RouteTarget): UpstreamDispatcher {
     const p = this.byTarget.get(t);
     if (p !== undefined) return p;
     const key = originKey(t);
     let pool = this.pools.get(key);
     if (pool === undefined) {
-      pool = this.create(key, t);
+      pool =
+        this.opts.engine !== 'undici' && key.startsWith('http:')
+          ? this.createLean(t)
+          : (this.createUndici(key, t) as unknown as UpstreamDispatcher);
       this.pools.set(key, pool);
     }
     this.byTarget.set(t, pool);
     return pool;
   }
 
-  private create(key: string, t: RouteTarget): Pool {
+  /** An undici pool for the origin, whatever the engine: upgrades (WebSocket) use it. */
+  undiciPool(t: RouteTarget): Pool {
+    const key = originKey(t);
+    const existing = this.pools.get(key);
+    if (existing instanceof Pool) return existing;
+    const ukey = UPGRADE_KEY + key;
+    let pool = this.pools.get(ukey) as Pool | undefined;
+    if (pool === undefined) {
+      pool = this.createUndici(key, t);
+      this.pools.set(ukey, pool as unknown as UpstreamDispatcher);
+    }
+    return pool;
+  }
+
+  private createLean(t: RouteTarget): LeanPool {
+    const o = this.opts;
+    return new LeanPool(t.url.hostname, Number(t.url.port) || 80, {
+      connectTimeoutMs: o.connectTimeoutMs,
+      headersTimeoutMs: o.headersTimeoutMs,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      connections: o.connections,
+      lookup: this.dns.lookup as unknown as LookupFunction,
+    });
+  }
+
+  private createUndici(key: string, t: RouteTarget): Pool {
     const origin = key.split('#')[0] as string;
     const https = origin.startsWith('https:');
     const sni = https ? tlsServerName(t) : undefined;
@@ -116,10 +164,13 @@ export class Upstreams {
         k = originKey(t);
         originKeys.set(t, k);
       }
-      const pool = this.pools.get(k);
-      if (pool === undefined || this.marks.get(pool) === sweep) continue;
-      this.marks.set(pool, sweep);
-      if (++kept === this.pools.size) return;
+      // An origin may have two pools: the proxy's and the undici pool its upgrades use.
+      for (const key of [k, UPGRADE_KEY + k]) {
+        const pool = this.pools.get(key);
+        if (pool === undefined || this.marks.get(pool) === sweep) continue;
+        this.marks.set(pool, sweep);
+        if (++kept === this.pools.size) return;
+      }
     }
     for (const [k, pool] of this.pools) {
       if (this.marks.get(pool) === sweep) continue;
@@ -140,7 +191,6 @@ export class Upstreams {
   async close(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
-    this.marks.clear();
     this.byTarget = new WeakMap();
     await Promise.all(all.map((p) => p.close().catch(() => {})));
     this.dns.close();

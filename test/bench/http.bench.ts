@@ -1,5 +1,10 @@
 // HTTP proxy benchmark, the method of /work/shared/BENCH.md (see test/bench/README.md):
 //   node test/bench/http.bench.ts [--quick] [--sizes 100,2048,65536] [--duration S] [--reps N]
+//     [--compare-undici] [--cairn-node-options '--max-semi-space-size=32']
+//
+// --compare-undici adds `cairn --upstream-engine undici` (the previous upstream client) to the
+// turns; --cairn-node-options sets NODE_OPTIONS for every Cairn process (V8 experiments only: the
+// headline figures are the shipped CLI's defaults).
 //
 // One nginx backend on CPU 0; nginx, HAProxy, Cairn and Cairn with a JSON access log as proxies
 // on CPU 1 (each the whole process tree, via taskset); wrk on CPU 0. For every body size the
@@ -54,6 +59,8 @@ const quick = argv.includes('--quick');
 const sizes = (flagValue(argv, 'sizes') ?? '100,2048,65536').split(',').map((s) => Number(s.trim()));
 const seconds = Number(flagValue(argv, 'duration') ?? (quick ? 3 : 10));
 const reps = Number(flagValue(argv, 'reps') ?? (quick ? 1 : 2));
+const compareUndici = argv.includes('--compare-undici');
+const cairnNodeOptions = flagValue(argv, 'cairn-node-options');
 const warmupSeconds = 2;
 const connections = 64;
 
@@ -152,7 +159,11 @@ async function main(): Promise<number> {
       cairnLogAdmin,
       cairnNoMetricsPort,
       cairnNoMetricsAdmin,
-    ] = (await Promise.all(Array.from({ length: 9 }, () => freePort()))) as [
+      cairnUndiciPort,
+      cairnUndiciAdmin,
+    ] = (await Promise.all(Array.from({ length: 11 }, () => freePort()))) as [
+      number,
+      number,
       number,
       number,
       number,
@@ -197,6 +208,19 @@ async function main(): Promise<number> {
         '--metrics=false',
       ]),
     ];
+    if (compareUndici) {
+      proxies.push(
+        startCairn(
+          dir,
+          'cairn --upstream-engine undici',
+          cairnUndiciPort,
+          cairnUndiciAdmin,
+          backendPort,
+          proxyCpu,
+          ['--upstream-engine', 'undici'],
+        ),
+      );
+    }
     for (const p of proxies) await ready(p.server, `http://127.0.0.1:${p.port}${firstPath}`, p.stderrFile);
 
     // Every proxy must return the right body for every size before anything is measured.
@@ -355,6 +379,7 @@ function startCairn(
     stdout: openSync('/dev/null', 'w'),
     stderr: openSync(stderrFile, 'w'),
     cwd: repoRoot,
+    ...(cairnNodeOptions !== undefined ? { env: { ...process.env, NODE_OPTIONS: cairnNodeOptions } } : {}),
   });
   return { name, port, server, stderrFile, cairn: true };
 }

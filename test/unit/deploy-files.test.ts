@@ -117,10 +117,12 @@ describe('Dockerfile', () => {
       let ok = false;
       for (let i = 0; i < 100 && !ok; i++) {
         try {
+          // 503 'starting' until a worker listens (--workers defaults to one per CPU).
           ok = (await fetch(`http://127.0.0.1:${admin}/health`)).ok;
         } catch {
-          await new Promise((r) => setTimeout(r, 100));
+          // not up yet
         }
+        if (!ok) await new Promise((r) => setTimeout(r, 100));
       }
       expect(ok, stderr).to.equal(true);
     } finally {

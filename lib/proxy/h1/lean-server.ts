@@ -26,6 +26,9 @@ interface ParserBinding {
   execute(data: Buffer): number | ParseError;
   finish(): number | ParseError | undefined;
   close(): void;
+  consume(handle: object): void;
+  unconsume(): void;
+  getCurrentBuffer(): Buffer;
   [k: number]: unknown;
 }
 interface ParserClass {
@@ -45,6 +48,15 @@ interface ParseError extends Error {
 // Node's own HTTP parser (llhttp), as `node:http` uses it. Not a public API, but present and
 // stable across Node 18-24; `cairn` pins Node 24. getBuiltinModule works the same from ESM, the
 // compiled dist/ and the bundled single executable.
+/** The libuv stream behind a net.Socket (`socket._handle`), as node:http drives it. */
+interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
 const { HTTPParser, methods } = process.getBuiltinModule('_http_common') as unknown as {
   HTTPParser: ParserClass;
   methods: string[];
@@ -75,6 +87,9 @@ const missingHost: Decision = {
   route: undefined,
   target: undefined,
 };
+
+/** First body chunks up to this size are sent in the same string write as the response head. */
+const smallBody = 16 * 1024;
 
 /** A request whose headers arrived while an earlier one on the connection was still active. */
 interface Pending {
@@ -154,6 +169,10 @@ export class H1Connection {
     { method: string; url: string; headers: string[]; versionMinor: number } | undefined;
   readonly remoteAddress: string;
   readonly localPort: number;
+  /** The socket's stream handle when the parser consumes it in C++; reads are paused on it. */
+  private handle: StreamHandle | undefined;
+  /** A request completed during the current read (consumed mode: tells idle from headers). */
+  private completedInRead = false;
 
   constructor(owner: LeanHttpServer, socket: Socket) {
     this.owner = owner;
@@ -167,6 +186,17 @@ export class H1Connection {
     p[HTTPParser.kOnBody] = this.onBody;
     p[HTTPParser.kOnMessageComplete] = this.onMessageComplete;
     this.parser = p;
+    // Like node:http, let the parser read the socket in C++ (`consume`): reads land in the
+    // parser's shared buffer and no JS 'data' hop or per-read 64 KB allocation happens. Body
+    // chunks are views of that buffer and are copied where they are kept (pushBody, queue).
+    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (handle?.isStreamBase === true && handle._consumed !== true) {
+      p[HTTPParser.kOnExecute] = this.onExecute;
+      p.consume(handle);
+      handle._consumed = true;
+      this.handle = handle;
+    }
+    // Still needed when consumed: it keeps the socket flowing (and 'end' emitted).
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onSocketError);
@@ -201,6 +231,25 @@ export class H1Connection {
     }
   };
 
+  /** Consumed mode: the parser executed one read (`ret` bytes, or the parse error). */
+  private readonly onExecute = (ret: number | ParseError): void => {
+    if (typeof ret !== 'number') {
+      this.parseError(ret);
+      return;
+    }
+    // A read that left the connection idle without completing a request began one.
+    if (this.state === State.Idle && ret > 0 && !this.completedInRead) {
+      this.state = State.Headers;
+      this.since = performance.now();
+    }
+    this.completedInRead = false;
+    const up = this.upgradeRequest;
+    if (up !== undefined) {
+      this.upgradeRequest = undefined;
+      this.handOverUpgrade(up, this.parser.getCurrentBuffer().subarray(ret));
+    }
+  };
+
   /**
    * The client half-closed. Like node:http (without httpAllowHalfOpen), that ends the connection:
    * a request in progress is aborted upstream. (The server allows half-open sockets only so
@@ -221,6 +270,7 @@ export class H1Connection {
     this.owner.connections.delete(this);
     this.current?.connectionClosed();
     this.current?.bodyAborted();
+    this.unconsume();
     try {
       this.parser.close();
     } catch {
@@ -285,7 +335,7 @@ export class H1Connection {
         chunks: [],
         complete: false,
       });
-      this.socket.pause();
+      this.pauseReading();
       return 0;
     }
     this.start(m, u, h, versionMinor, keepAlive, head);
@@ -302,6 +352,7 @@ export class H1Connection {
   };
 
   private readonly onMessageComplete = (): void => {
+    this.completedInRead = true;
     const q = this.queue;
     if (q !== undefined && q.length > 0) {
       (q[q.length - 1] as Pending).complete = true;
@@ -323,10 +374,28 @@ export class H1Connection {
     keepAlive: boolean,
     head: RequestHead,
   ): void {
+    try {
+      this.startExchange(method, url, headers, versionMinor, keepAlive, head);
+    } catch (err) {
+      // A bug must cost this connection, never the process (consumed reads run these callbacks
+      // from C++, where nothing would catch it).
+      if (this.current !== undefined) this.socket.destroy();
+      else this.fail(500, err as Error);
+    }
+  }
+
+  private startExchange(
+    method: string,
+    url: string,
+    headers: string[],
+    versionMinor: number,
+    keepAlive: boolean,
+    head: RequestHead,
+  ): void {
     this.state = State.Busy;
-    this.since = performance.now();
-    this.requestComplete = !head.hasBody;
     const started = performance.now();
+    this.since = started;
+    this.requestComplete = !head.hasBody;
     const proxy = this.owner.proxy;
     const http10 = versionMinor === 0;
     // HTTP/1.1 requires Host (RFC 9112 3.2), as node:http's requireHostHeader does.
@@ -401,7 +470,7 @@ export class H1Connection {
     }
     // The request body may still be arriving (an early answer): read and drop it first.
     if (!this.requestComplete) {
-      this.socket.resume();
+      this.readOn();
       return;
     }
     this.next();
@@ -415,7 +484,7 @@ export class H1Connection {
       this.state = State.Idle;
       this.since = performance.now();
       if (this.owner.draining) this.close();
-      else this.socket.resume();
+      else this.readOn();
       return;
     }
     this.start(p.method, p.url, p.headers, p.versionMinor, p.keepAlive, p.head);
@@ -429,7 +498,7 @@ export class H1Connection {
     } else if (p.complete) {
       this.requestComplete = true;
     }
-    if (q !== undefined && q.length === 0) this.socket.resume();
+    if (q !== undefined && q.length === 0) this.readOn();
   }
 
   private handOverUpgrade(
@@ -442,11 +511,12 @@ export class H1Connection {
     this.socket.removeListener('error', this.onSocketError);
     this.owner.connections.delete(this);
     this.state = State.Closed;
-    try {
-      this.parser.close();
-    } catch {
-      // already freed
-    }
+    // The WebSocket proxy reads the socket from JS: hand the reads back, reading on.
+    this.unconsume();
+    this.readOn();
+    // Not now: this may run inside the parser's own execute (consumed reads), which must not
+    // free it under itself (node:http defers it the same way).
+    setImmediate(closeParser, this.parser);
     this.owner.upgrades.handle(upgradeRequestShim(up, this.socket), this.socket, Buffer.from(rest));
   }
 
@@ -536,12 +606,59 @@ export class H1Connection {
     return this.state === State.Closed;
   }
 
+  /** The client socket drained: the active exchange may resume its upstream (one closure per connection). */
+  readonly onDrain = (): void => {
+    this.current?.drained();
+  };
+
   resumeReading(): void {
-    if (this.queue === undefined || this.queue.length === 0) this.socket.resume();
+    if (this.queue === undefined || this.queue.length === 0) this.readOn();
   }
 
+  /** Stops reading the client (request body backpressure, pipelined requests queued). */
   pauseReading(): void {
-    this.socket.pause();
+    const h = this.handle;
+    if (h === undefined) {
+      this.socket.pause();
+      return;
+    }
+    // Consumed: nothing reaches the socket's stream buffer, so stop the handle itself.
+    if (h.reading === true) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private readOn(): void {
+    const h = this.handle;
+    if (h === undefined) {
+      this.socket.resume();
+      return;
+    }
+    if (h.reading !== true && this.state !== State.Closed && !this.socket.destroyed) {
+      h.reading = true;
+      h.readStart();
+    }
+  }
+
+  private unconsume(): void {
+    const h = this.handle;
+    if (h === undefined) return;
+    this.handle = undefined;
+    h._consumed = false;
+    try {
+      this.parser.unconsume();
+    } catch {
+      // the handle is gone already
+    }
+  }
+}
+
+function closeParser(p: ParserBinding): void {
+  try {
+    p.close();
+  } catch {
+    // already freed
   }
 }
 
@@ -585,9 +702,6 @@ class LeanExchange extends Exchange {
   private chunked = false;
   private noBody = false;
   private closeAfter = false;
-  private readonly onDrain = (): void => {
-    this.resumeUpstream?.();
-  };
 
   constructor(
     proxy: HttpProxy,
@@ -676,6 +790,10 @@ class LeanExchange extends Exchange {
 
   // ---- response ----
 
+  drained(): void {
+    this.resumeUpstream?.();
+  }
+
   responseStarted(): boolean {
     return this.status !== 0;
   }
@@ -684,7 +802,7 @@ class LeanExchange extends Exchange {
     return this.status !== 0;
   }
 
-  protected writeHead(status: number, rawHeaders: readonly Buffer[]): void {
+  protected writeHead(status: number, rawHeaders: readonly (Buffer | string)[]): void {
     const flat = filterResponseHeaders(rawHeaders);
     let s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     for (let i = 0; i + 1 < flat.length; i += 2) s += `${flat[i]}: ${flat[i + 1]}\r\n`;
@@ -712,14 +830,24 @@ class LeanExchange extends Exchange {
     if (head !== undefined) {
       this.pendingHead = undefined;
       this.headWritten = true;
-      sock.cork();
-      sock.write(head, 'latin1');
-      ok = this.writeFramed(sock, chunk);
-      sock.uncork();
+      if (chunk.length <= smallBody) {
+        // Head and a small first chunk as one latin1 string: one write, no writev or write
+        // request array (the common short response costs a single syscall).
+        const body = chunk.toString('latin1');
+        ok = sock.write(
+          this.chunked ? `${head}${chunk.length.toString(16)}\r\n${body}\r\n` : head + body,
+          'latin1',
+        );
+      } else {
+        sock.cork();
+        sock.write(head, 'latin1');
+        ok = this.writeFramed(sock, chunk);
+        sock.uncork();
+      }
     } else {
       ok = this.writeFramed(sock, chunk);
     }
-    if (!ok) sock.once('drain', this.onDrain);
+    if (!ok) sock.once('drain', this.conn.onDrain);
     return ok;
   }
 
@@ -766,7 +894,7 @@ class LeanExchange extends Exchange {
   }
 
   protected released(): void {
-    this.conn.socket.removeListener('drain', this.onDrain);
+    this.conn.socket.removeListener('drain', this.conn.onDrain);
     this.conn.exchangeDone(this.closeAfter || !this.headWritten);
   }
 }

@@ -93,12 +93,13 @@ export function spawnPinned(
   cpu: string,
   command: string,
   args: readonly string[],
-  stdio: { stdout: number | 'ignore'; stderr: number | 'ignore'; cwd?: string },
+  stdio: { stdout: number | 'ignore'; stderr: number | 'ignore'; cwd?: string; env?: NodeJS.ProcessEnv },
 ): Pinned {
   const child = spawn('taskset', ['-c', cpu, command, ...args], {
     stdio: ['ignore', stdio.stdout, stdio.stderr],
     detached: true,
     ...(stdio.cwd !== undefined ? { cwd: stdio.cwd } : {}),
+    ...(stdio.env !== undefined ? { env: stdio.env } : {}),
   });
   if (child.pid === undefined) throw new Error(`${name}: could not spawn ${command}`);
   track(child, name);
