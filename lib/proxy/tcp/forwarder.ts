@@ -496,6 +496,11 @@ export class TcpSession implements Timed {
     this.all.open--;
     if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
     this.fwd.open.delete(this);
+    // Unlink the dead sockets from each other: an object the scavenger keeps alive a little
+    // longer (a closed handle, a queued tick) then does not drag the whole session along.
+    (this.client as Tagged)[kSession] = undefined;
+    const up = this.up as Tagged | undefined;
+    if (up !== undefined) up[kSession] = undefined;
   }
 }
 
