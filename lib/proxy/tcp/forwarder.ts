@@ -49,7 +49,7 @@ export interface TcpForwarderOptions {
 export type ClientPeer = ProxyHeader | undefined;
 
 const kSession = Symbol('cairn.tcpSession');
-type Tagged = Socket & { [kSession]?: TcpSession };
+type Tagged = Socket & { [kSession]?: TcpSession | undefined };
 
 // Sockets read into this one buffer (net's `onread`) instead of getting a freshly allocated
 // Buffer, a push() into the stream and a 'data' event (and nextTicks) per read; each chunk is
