@@ -58,6 +58,8 @@ type Tagged = Socket & { [kSession]?: TcpSession | undefined };
 // client-onread.ts (which falls back to 'data' events where it cannot apply it).
 const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
 const upstreamOnread = { buffer: sharedReadBuffer, callback: onUpRead };
+/** Client bytes held while the upstream connects before the client is paused. */
+const EARLY_LIMIT = 64 * 1024;
 // One options object for every upstream socket (the constructor copies what it needs).
 const upstreamSocketOptions: net.SocketConstructorOpts & { noDelay: boolean } = {
   allowHalfOpen: true,
@@ -188,6 +190,10 @@ export class TcpSession implements Timed {
   private clientDrainHooked = false;
   /** The client socket reads through `onClientRead` (not 'data' events). */
   private readonly clientOnread: boolean;
+  /** Client bytes read before the upstream connected (onread clients), written first. */
+  private early: Buffer | undefined;
+  /** holdEarly() stopped the client's reading (EARLY_LIMIT reached). */
+  private earlyStopped = false;
   private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -218,10 +224,10 @@ export class TcpSession implements Timed {
     (client as Tagged)[kSession] = this;
     client.on('error', ignore);
     client.on('close', onClientClose);
-    // Not read until the upstream is connected (the kernel holds what the client sends).
+    // Read from now on, also while the upstream connects (bytes read early are held, see
+    // holdEarly), so a client that leaves meanwhile is noticed.
     this.clientOnread =
       prelude === undefined && !isTls(client) && useOnread(client, sharedReadBuffer, onClientRead);
-    if (this.clientOnread) client.pause();
   }
 
   /** Starts one upstream connect attempt to `target`. */
@@ -253,15 +259,22 @@ export class TcpSession implements Timed {
     const client = this.client;
     const target = this.target as RouteTarget;
     const pxy = target.rawOpts.pxyproto;
+    // What goes first, in one write: PROXY header, prelude (ClientHello), bytes read early.
+    let first = this.prelude;
     if (pxy !== undefined && pxy !== 'false') {
       const header =
         pxy === 'v2'
           ? encodeProxyV2(this.source(), this.destination())
           : encodeProxyV1(this.source(), this.destination());
-      up.write(this.prelude === undefined ? header : Buffer.concat([header, this.prelude]));
-    } else if (this.prelude !== undefined) {
-      up.write(this.prelude);
+      first = first === undefined ? header : Buffer.concat([header, first]);
     }
+    const early = this.early;
+    if (early !== undefined) {
+      this.early = undefined;
+      this.countIn(early.length);
+      first = first === undefined ? early : Buffer.concat([first, early]);
+    }
+    if (first !== undefined) up.write(first);
     if (!this.fwd.isLive(target.key)) this.startDrain();
     // 'drain' and 'timeout' listeners are added when first needed: most short sessions never
     // see backpressure, and listeners are a measurable part of a connection's cost.
@@ -276,7 +289,9 @@ export class TcpSession implements Timed {
       this.halfClose();
       up.end();
     }
-    client.resume();
+    // A 'data' client starts flowing now; an onread client has been reading all along, unless
+    // holdEarly() stopped it (resuming costs a tick and stream work, so only then).
+    if (!this.clientOnread || this.earlyStopped) client.resume();
   }
 
   private source(): ProxyAddress | undefined {
@@ -446,15 +461,29 @@ export class TcpSession implements Timed {
   /** `n` bytes read from the client into the shared buffer; false pauses the client (backpressure). */
   pipeToUpFrom(shared: Buffer, n: number): boolean {
     this.timedSince = coarseClock.now;
-    this.countIn(n);
     const chunk = Buffer.allocUnsafe(n);
     shared.copy(chunk, 0, 0, n);
+    if (!this.connected) return this.holdEarly(chunk);
+    this.countIn(n);
     const up = this.up as Socket;
     if (up.write(chunk)) return true;
     if (!this.upDrainHooked) {
       this.upDrainHooked = true;
       up.on('drain', onUpDrain);
     }
+    return false;
+  }
+
+  /**
+   * Keeps client bytes that arrive while the upstream connects (a client usually sends its
+   * request at once). Reading stops once EARLY_LIMIT bytes are held; onConnected() writes them
+   * first and resumes the client.
+   */
+  private holdEarly(chunk: Buffer): boolean {
+    const held = this.early === undefined ? chunk : Buffer.concat([this.early, chunk]);
+    this.early = held;
+    if (held.length < EARLY_LIMIT) return true;
+    this.earlyStopped = true;
     return false;
   }
 
