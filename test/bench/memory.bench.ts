@@ -347,7 +347,8 @@ function processTable(samples: readonly Sample[], rootPid: number): string {
 function minuteTable(samples: readonly Sample[], rootPid: number): string {
   const run = samples.filter((s) => s.t >= 0);
   const pids = [...new Set(run.map((s) => s.pid))];
-  const lastMinute = Math.ceil(Math.max(...run.map((s) => s.t)) / 60);
+  // The last sample lands a moment after the run's end: it belongs to the last minute.
+  const lastMinute = Math.max(1, Math.ceil((Math.max(...run.map((s) => s.t)) - 0.5) / 60));
   const rows: string[][] = [];
   for (let m = 1; m <= lastMinute; m++) {
     for (const pid of pids) {
