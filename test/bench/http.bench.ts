@@ -31,6 +31,7 @@ import {
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fabioBinary, fabioSkipped, startFabio } from './lib/fabio-config.ts';
 import { haproxyConfig } from './lib/haproxy-config.ts';
 import {
   backendNginxConfig,
@@ -221,6 +222,10 @@ async function main(): Promise<number> {
         ),
       );
     }
+    // fabio side by side when FABIO_BIN names a binary (issue 9); never downloaded.
+    const fabio = fabioBinary();
+    if (fabio !== undefined) proxies.push(await startFabio(fabio, dir, backendPort, proxyCpu));
+    else console.log(fabioSkipped);
     for (const p of proxies) await ready(p.server, `http://127.0.0.1:${p.port}${firstPath}`, p.stderrFile);
 
     // Every proxy must return the right body for every size before anything is measured.

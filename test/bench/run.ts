@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in sequence, each in its own Node process (so one bench's
 // garbage, JIT state or heap does not colour the next), their reports printed as they run.
 //
-//   npm run bench -- [--quick] [--only table|lookup|balancer|http|tcp|etcd|consul[,...]] [--sizes 100,2048,65536]
+//   npm run bench -- [--quick] [--only table|lookup|balancer|http|tcp|memory|etcd|consul[,...]] [--sizes 100,2048,65536]
+//                    [--minutes M]   (memory: a soak of M minutes instead of 60 s)
 //
 // Exits non-zero when a bench crashes or cannot run; a figure that misses its target is printed
 // with a "BELOW TARGET" marker by the bench and does not change the exit code.
@@ -20,6 +21,7 @@ interface Bench {
 interface Options {
   readonly quick: boolean;
   readonly sizes: string | undefined;
+  readonly minutes: string | undefined;
 }
 
 const benches: readonly Bench[] = [
@@ -39,12 +41,25 @@ const benches: readonly Bench[] = [
     args: (o) => [...(o.quick ? ['--quick'] : []), ...(o.sizes !== undefined ? ['--sizes', o.sizes] : [])],
   },
   { name: 'tcp', file: 'tcp.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
+  {
+    name: 'memory',
+    file: 'memory.bench.ts',
+    nodeArgs: [],
+    args: (o) => [
+      ...(o.quick ? ['--quick'] : []),
+      ...(o.minutes !== undefined ? ['--minutes', o.minutes] : []),
+    ],
+  },
   { name: 'etcd', file: 'etcd.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
   { name: 'consul', file: 'consul.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
 ];
 
 const argv = process.argv.slice(2);
-const options: Options = { quick: argv.includes('--quick'), sizes: flagValue(argv, 'sizes') };
+const options: Options = {
+  quick: argv.includes('--quick'),
+  sizes: flagValue(argv, 'sizes'),
+  minutes: flagValue(argv, 'minutes'),
+};
 const only = flagValue(argv, 'only');
 const names = benches.map((b) => b.name);
 const selected = only === undefined ? names : only.split(',').map((s) => s.trim());

@@ -246,6 +246,9 @@ async function main(): Promise<number> {
       proxyCpu,
       process.execPath,
       [
+        // CAIRN_NODE_ARGS: extra Node flags for the Cairn process only (e.g. `--cpu-prof
+        // --cpu-prof-dir=/tmp/prof` to profile it under the bench's load).
+        ...(process.env['CAIRN_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
         join(repoRoot, 'lib/cli/main.ts'),
         '--listen',
         `127.0.0.1:${cairnPort};proto=tcp`,

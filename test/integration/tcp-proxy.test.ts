@@ -73,6 +73,21 @@ describe('tcp: port routes', function () {
     expect(c.ended).to.equal(true);
   });
 
+  it('forwards what the client sends before the upstream is connected, its FIN included', async () => {
+    // Written with the connect, so it reaches Cairn while it is still connecting upstream: held,
+    // then sent first. More than the 64 KB Cairn holds before it stops reading the client.
+    const payload = Buffer.alloc(200 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const c = new Client(s);
+    s.end(payload);
+    await c.read(2); // the upstream's greeting
+    const back = await c.read(payload.length + 3, 5000);
+    expect(back.subarray(0, payload.length).equals(payload)).to.equal(true);
+    expect(back.subarray(payload.length).toString()).to.equal('bye');
+    expect(await c.waitClosed()).to.equal(true);
+  });
+
   it('closes a connection on a port without a route', async () => {
     const other = cairn.tcpPorts[1] as number;
     const before = cairn.server.tcp.stats.rejected.noRoute;

@@ -16,9 +16,17 @@ import type { Route, RouteTarget } from '../../../routing/types.ts';
 import type { TableRuntime } from '../../controller.ts';
 import type { TargetHealth, TargetState } from '../../health/target-health.ts';
 import { DnsCache } from '../dns-cache.ts';
-import { ConnectDeadlines, type ConnectWaiter, type Queue } from './connect-deadlines.ts';
 import { encodeProxyV1, encodeProxyV2, type ProxyAddress, type ProxyHeader } from './proxy-protocol.ts';
+import { useOnread } from './client-onread.ts';
 import type { TcpCounters, TcpStats } from './stats.ts';
+import {
+  coarseClock,
+  LIST_ACTIVITY,
+  LIST_CONNECT,
+  type Timed,
+  type TimeoutList,
+  TimeoutLists,
+} from './timeout-lists.ts';
 
 /** Per-listener behaviour of the sessions it starts. */
 export interface TcpSessionOptions {
@@ -41,14 +49,23 @@ export interface TcpForwarderOptions {
 export type ClientPeer = ProxyHeader | undefined;
 
 const kSession = Symbol('cairn.tcpSession');
-type Tagged = Socket & { [kSession]?: TcpSession };
+type Tagged = Socket & { [kSession]?: TcpSession | undefined };
 
-// Upstream sockets read into this one buffer (net's `onread`) instead of getting a freshly
-// allocated Buffer and a stream 'data' event per read; each chunk is copied out before the next
-// read can overwrite it. Worth ~10 % of the proxy's CPU on small exchanges. (Accepted client
-// sockets cannot use `onread`; they stay on the stream path.)
-const upstreamReadBuffer = Buffer.allocUnsafe(64 * 1024);
-const upstreamOnread = { buffer: upstreamReadBuffer, callback: onUpRead };
+// Sockets read into this one buffer (net's `onread`) instead of getting a freshly allocated
+// Buffer, a push() into the stream and a 'data' event (and nextTicks) per read; each chunk is
+// copied out before the next read can overwrite it. Worth ~10 % of the proxy's CPU on small
+// exchanges. Upstream sockets get it from `connect()`, plain client sockets from
+// client-onread.ts (which falls back to 'data' events where it cannot apply it).
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
+const upstreamOnread = { buffer: sharedReadBuffer, callback: onUpRead };
+/** Client bytes held while the upstream connects before the client is paused. */
+const EARLY_LIMIT = 64 * 1024;
+// One options object for every upstream socket (the constructor copies what it needs).
+const upstreamSocketOptions: net.SocketConstructorOpts & { noDelay: boolean } = {
+  allowHalfOpen: true,
+  noDelay: true,
+  onread: upstreamOnread,
+};
 
 export class TcpForwarder {
   readonly health: TargetHealth;
@@ -58,8 +75,11 @@ export class TcpForwarder {
   readonly open = new Set<TcpSession>();
   /** Created on the first connect (most servers have no TCP listener). */
   private dns: DnsCache | undefined;
-  readonly deadlines = new ConnectDeadlines();
+  /** Connect deadlines, idle and half-close timeouts of the sessions (see timeout-lists.ts). */
+  readonly timeouts = new TimeoutLists();
   private liveKeys: ReadonlySet<string> | undefined;
+  // `connect()` options per target, built once: targets are immutable and belong to one table.
+  private readonly connectOpts = new WeakMap<RouteTarget, net.TcpSocketConnectOpts>();
 
   constructor(health: TargetHealth, stats: TcpStats, opts: TcpForwarderOptions) {
     this.health = health;
@@ -119,13 +139,25 @@ export class TcpForwarder {
     return (this.dns ??= new DnsCache()).lookup;
   }
 
+  /** Where to connect for `target` (cached per target object). */
+  connectOptions(target: RouteTarget): net.TcpSocketConnectOpts {
+    let o = this.connectOpts.get(target);
+    if (o === undefined) {
+      const { hostname, port } = target.url;
+      o =
+        net.isIP(hostname) !== 0 ? { host: hostname, port } : { host: hostname, port, lookup: this.lookup() };
+      this.connectOpts.set(target, o);
+    }
+    return o;
+  }
+
   /** Closes every session now (the end of a shutdown drain). */
   destroyAll(): void {
     for (const s of [...this.open]) s.destroy();
   }
 }
 
-export class TcpSession implements ConnectWaiter {
+export class TcpSession implements Timed {
   private readonly fwd: TcpForwarder;
   readonly client: Socket;
   private readonly runtime: TableRuntime;
@@ -142,10 +174,11 @@ export class TcpSession implements ConnectWaiter {
   private up: Socket | undefined;
   private tried: RouteTarget[] | undefined;
   private connected = false;
-  /** Number of the current connect attempt (connect deadlines name the attempt they guard). */
-  private attempt = 0;
-  private deadlineQueue: Queue | undefined;
-  private deadlineIndex = 0;
+  // Membership of one timeout list at a time (connect deadline, then idle or half-close).
+  timedPrev: Timed | undefined = undefined;
+  timedNext: Timed | undefined = undefined;
+  timedList: TimeoutList | undefined = undefined;
+  timedSince = 0;
   private attemptOpen = false;
   private clientClosed = false;
   private upClosed = false;
@@ -153,9 +186,14 @@ export class TcpSession implements ConnectWaiter {
   private halfClosed = false;
   /** Both sides sent their FIN; a socket was then closed without a shutdown() of its own. */
   private closedAfterBothFins = false;
-  private timeoutHooked = false;
   private upDrainHooked = false;
   private clientDrainHooked = false;
+  /** The client socket reads through `onClientRead` (not 'data' events). */
+  private readonly clientOnread: boolean;
+  /** Client bytes read before the upstream connected (onread clients), written first. */
+  private early: Buffer | undefined;
+  /** holdEarly() stopped the client's reading (EARLY_LIMIT reached). */
+  private earlyStopped = false;
   private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -186,6 +224,10 @@ export class TcpSession implements ConnectWaiter {
     (client as Tagged)[kSession] = this;
     client.on('error', ignore);
     client.on('close', onClientClose);
+    // Read from now on, also while the upstream connects (bytes read early are held, see
+    // holdEarly), so a client that leaves meanwhile is noticed.
+    this.clientOnread =
+      prelude === undefined && !isTls(client) && useOnread(client, sharedReadBuffer, onClientRead);
   }
 
   /** Starts one upstream connect attempt to `target`. */
@@ -199,49 +241,47 @@ export class TcpSession implements ConnectWaiter {
     counters.open++;
     counters.total++;
     this.attemptOpen = true;
-    const url = target.url;
-    const up = net.connect({
-      host: url.hostname,
-      port: url.port,
-      noDelay: true,
-      allowHalfOpen: true,
-      lookup: this.fwd.lookup(),
-      onread: upstreamOnread,
-    }) as Tagged;
+    const up = new net.Socket(upstreamSocketOptions) as Tagged;
     up[kSession] = this;
     this.up = up;
-    const q = this.fwd.deadlines.queue(this.so.connectTimeoutMs);
-    this.deadlineQueue = q;
-    this.deadlineIndex = q.add(this, ++this.attempt);
+    this.fwd.timeouts.list(LIST_CONNECT, this.so.connectTimeoutMs).add(this);
     up.on('error', onUpError);
     up.on('close', onUpClose);
     up.on('connect', onUpConnect);
+    up.connect(this.fwd.connectOptions(target));
   }
 
   /** Upstream connected: send what must go first, then pipe both ways. */
   onConnected(up: Socket): void {
     this.connected = true;
-    this.deadlineQueue?.clear(this.deadlineIndex);
+    this.timedList?.remove(this);
     this.fwd.health.recordSuccess(this.state as TargetState);
     const client = this.client;
     const target = this.target as RouteTarget;
     const pxy = target.rawOpts.pxyproto;
+    // What goes first, in one write: PROXY header, prelude (ClientHello), bytes read early.
+    let first = this.prelude;
     if (pxy !== undefined && pxy !== 'false') {
       const header =
         pxy === 'v2'
           ? encodeProxyV2(this.source(), this.destination())
           : encodeProxyV1(this.source(), this.destination());
-      up.write(this.prelude === undefined ? header : Buffer.concat([header, this.prelude]));
-    } else if (this.prelude !== undefined) {
-      up.write(this.prelude);
+      first = first === undefined ? header : Buffer.concat([header, first]);
     }
+    const early = this.early;
+    if (early !== undefined) {
+      this.early = undefined;
+      this.countIn(early.length);
+      first = first === undefined ? early : Buffer.concat([first, early]);
+    }
+    if (first !== undefined) up.write(first);
     if (!this.fwd.isLive(target.key)) this.startDrain();
     // 'drain' and 'timeout' listeners are added when first needed: most short sessions never
     // see backpressure, and listeners are a measurable part of a connection's cost.
-    client.on('data', onClientData);
+    if (!this.clientOnread) client.on('data', onClientData);
     client.on('end', onClientEnd);
     up.on('end', onUpEnd);
-    if (this.so.idleTimeoutMs > 0) this.armTimeout(this.so.idleTimeoutMs);
+    if (this.so.idleTimeoutMs > 0) this.fwd.timeouts.list(LIST_ACTIVITY, this.so.idleTimeoutMs).add(this);
     // A client that sent its FIN while we were connecting (an empty connection emits 'end'
     // without being read) has nothing more to send: pass the FIN on now.
     if (this.clientEndedEarly || client.readableEnded) {
@@ -249,7 +289,9 @@ export class TcpSession implements ConnectWaiter {
       this.halfClose();
       up.end();
     }
-    client.resume();
+    // A 'data' client starts flowing now; an onread client has been reading all along, unless
+    // holdEarly() stopped it (resuming costs a tick and stream work, so only then).
+    if (!this.clientOnread || this.earlyStopped) client.resume();
   }
 
   private source(): ProxyAddress | undefined {
@@ -266,14 +308,19 @@ export class TcpSession implements ConnectWaiter {
     return c.localAddress === undefined ? undefined : { address: c.localAddress, port: c.localPort ?? 0 };
   }
 
-  connectDeadline(attempt: number): void {
+  /** A deadline passed: the connect attempt (connect list), or the session's idle time. */
+  timedOut(list: TimeoutList): void {
     const up = this.up;
-    if (attempt === this.attempt && !this.connected && up !== undefined) this.connectFailed(up);
+    if (list.kind === LIST_CONNECT) {
+      if (!this.connected && up !== undefined) this.connectFailed(up);
+    } else {
+      this.destroy();
+    }
   }
 
   /** The current attempt failed before connecting: count it, then try another target. */
   connectFailed(up: Socket): void {
-    this.deadlineQueue?.clear(this.deadlineIndex);
+    this.timedList?.remove(this);
     this.up = undefined;
     up.destroy();
     const target = this.target as RouteTarget;
@@ -310,7 +357,7 @@ export class TcpSession implements ConnectWaiter {
   onUpClosed(up: Socket): void {
     if (!this.connected) {
       // Closed while connecting: by us because the client left (errors go through connectFailed).
-      this.deadlineQueue?.clear(this.deadlineIndex);
+      this.timedList?.remove(this);
       this.up = undefined;
       this.endAttempt();
       if (this.clientClosed) this.finish();
@@ -358,18 +405,8 @@ export class TcpSession implements ConnectWaiter {
     const idle = this.so.idleTimeoutMs;
     const grace = this.so.halfCloseTimeoutMs;
     const t = idle > 0 && idle < grace ? idle : grace;
-    if (t > 0) this.armTimeout(t);
-  }
-
-  /** Closes the session when neither side has sent or received anything for `ms`. */
-  private armTimeout(ms: number): void {
-    // Reads and writes both refresh a socket's timer, and every byte in either direction is
-    // read or written on the client socket, so one timer covers both directions.
-    if (!this.timeoutHooked) {
-      this.timeoutHooked = true;
-      this.client.on('timeout', onClientTimeout);
-    }
-    this.client.setTimeout(ms);
+    // Every chunk either way refreshes `timedSince` (pipeToUp, pipeToClient).
+    if (t > 0) this.fwd.timeouts.list(LIST_ACTIVITY, t).add(this);
   }
 
   /** Applies or lifts the drain deadline after a table swap. */
@@ -410,6 +447,7 @@ export class TcpSession implements ConnectWaiter {
   }
 
   pipeToUp(chunk: Buffer): void {
+    this.timedSince = coarseClock.now;
     this.countIn(chunk.length);
     const up = this.up as Socket;
     if (up.write(chunk)) return;
@@ -420,8 +458,38 @@ export class TcpSession implements ConnectWaiter {
     }
   }
 
+  /** `n` bytes read from the client into the shared buffer; false pauses the client (backpressure). */
+  pipeToUpFrom(shared: Buffer, n: number): boolean {
+    this.timedSince = coarseClock.now;
+    const chunk = Buffer.allocUnsafe(n);
+    shared.copy(chunk, 0, 0, n);
+    if (!this.connected) return this.holdEarly(chunk);
+    this.countIn(n);
+    const up = this.up as Socket;
+    if (up.write(chunk)) return true;
+    if (!this.upDrainHooked) {
+      this.upDrainHooked = true;
+      up.on('drain', onUpDrain);
+    }
+    return false;
+  }
+
+  /**
+   * Keeps client bytes that arrive while the upstream connects (a client usually sends its
+   * request at once). Reading stops once EARLY_LIMIT bytes are held; onConnected() writes them
+   * first and resumes the client.
+   */
+  private holdEarly(chunk: Buffer): boolean {
+    const held = this.early === undefined ? chunk : Buffer.concat([this.early, chunk]);
+    this.early = held;
+    if (held.length < EARLY_LIMIT) return true;
+    this.earlyStopped = true;
+    return false;
+  }
+
   /** `n` bytes read into the shared upstream buffer; false pauses the upstream (backpressure). */
   pipeToClient(shared: Buffer, n: number): boolean {
+    this.timedSince = coarseClock.now;
     this.countOut(n);
     const chunk = Buffer.allocUnsafe(n);
     shared.copy(chunk, 0, 0, n);
@@ -452,10 +520,16 @@ export class TcpSession implements ConnectWaiter {
     if (this.finished) return;
     this.finished = true;
     this.endAttempt();
+    this.timedList?.remove(this);
     this.routeCounters.open--;
     this.all.open--;
     if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
     this.fwd.open.delete(this);
+    // Unlink the dead sockets from each other: an object the scavenger keeps alive a little
+    // longer (a closed handle, a queued tick) then does not drag the whole session along.
+    (this.client as Tagged)[kSession] = undefined;
+    const up = this.up as Tagged | undefined;
+    if (up !== undefined) up[kSession] = undefined;
   }
 }
 
@@ -503,6 +577,11 @@ function onClientData(this: Socket, chunk: Buffer): void {
   (session(this) as TcpSession).pipeToUp(chunk);
 }
 
+function onClientRead(this: Socket, n: number, buf: Buffer): boolean {
+  const s = session(this);
+  return s === undefined ? false : s.pipeToUpFrom(buf, n);
+}
+
 function onUpRead(this: Socket, n: number, buf: Buffer): boolean {
   const s = session(this);
   return s === undefined ? false : s.pipeToClient(buf, n);
@@ -525,8 +604,4 @@ function onClientEnd(this: Socket): void {
 function onUpEnd(this: Socket): void {
   const s = session(this);
   if (s !== undefined) s.passFin(s.client);
-}
-
-function onClientTimeout(this: Socket): void {
-  session(this)?.destroy();
 }

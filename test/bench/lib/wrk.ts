@@ -62,6 +62,8 @@ export interface WrkOptions {
   readonly threads: number;
   /** CPU list for taskset, e.g. `0`. */
   readonly cpu: string;
+  /** A wrk Lua script (`-s`), e.g. to vary the request per connection. */
+  readonly script?: string;
 }
 
 /** Runs wrk pinned to `cpu` and resolves to its report; killed if it overruns by 30 s. */
@@ -74,6 +76,7 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
     `-c${o.connections}`,
     `-d${o.seconds}s`,
     '--latency',
+    ...(o.script !== undefined ? ['-s', o.script] : []),
     o.url,
   ];
   return new Promise((resolve, reject) => {
