@@ -497,6 +497,26 @@ export async function runControl(config: CairnConfig): Promise<void> {
   box.pool = pool;
   server.cluster = pool;
   server.telemetry.fromWorkers = pool;
+  // Signal handlers go in before the workers start: some may already serve traffic while the
+  // others start, and a SIGTERM then must drain them, not kill the control process outright.
+  let started = false;
+  let pendingSignal: string | undefined;
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (!started) {
+      pendingSignal ??= sig;
+      return;
+    }
+    if (stopping) process.exit(1);
+    stopping = true;
+    server.logger.info({ signal: sig }, 'shutting down: draining the workers');
+    server.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   try {
     await server.start();
     await pool.start();
@@ -513,16 +533,6 @@ export async function runControl(config: CairnConfig): Promise<void> {
     },
     'cairn started',
   );
-  let stopping = false;
-  const onSignal = (sig: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    server.logger.info({ signal: sig }, 'shutting down: draining the workers');
-    server.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  started = true;
+  if (pendingSignal !== undefined) onSignal(pendingSignal);
 }

@@ -48,7 +48,8 @@ describe('secrets are never logged (real cairn process)', function () {
   });
 
   after(async () => {
-    if (child !== undefined && child.exitCode === null) {
+    // exitCode stays null for a process that ended by a signal: check both.
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await new Promise((r) => child?.once('exit', r));
     }
