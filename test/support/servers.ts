@@ -216,6 +216,41 @@ function cacheBinDirs(): string[] {
 const installHint = 'run `npm run pretest` (bash test/support/ensure-servers.sh) to install it';
 
 /** Path of the consul binary: $CAIRN_CONSUL_BIN, the ensure-servers cache, then PATH. */
+/** Ports of a Consul agent on loopback; a server agent also needs the WAN serf and server ports. */
+export interface ConsulPorts {
+  readonly http: number;
+  readonly serfLan: number;
+  readonly serfWan?: number;
+  readonly server?: number;
+}
+
+/**
+ * The arguments every test Consul agent shares: loopback only, the given ports, no DNS or gRPC
+ * listener, quiet logs. Callers add the agent's mode (-dev, -server, a client) and -hcl fragments.
+ */
+export function consulLoopbackArgs(node: string, ports: ConsulPorts): string[] {
+  return [
+    '-node',
+    node,
+    '-bind',
+    '127.0.0.1',
+    '-client',
+    '127.0.0.1',
+    '-http-port',
+    String(ports.http),
+    '-dns-port',
+    '-1',
+    '-grpc-port',
+    '-1',
+    '-serf-lan-port',
+    String(ports.serfLan),
+    ...(ports.serfWan !== undefined ? ['-serf-wan-port', String(ports.serfWan)] : []),
+    ...(ports.server !== undefined ? ['-server-port', String(ports.server)] : []),
+    '-log-level',
+    'warn',
+  ];
+}
+
 export function findConsulBinary(): string {
   const fromEnv = process.env.CAIRN_CONSUL_BIN;
   if (fromEnv) {
@@ -382,26 +417,12 @@ export async function startConsul(opts: ConsulOptions = {}): Promise<ConsulServe
   const args = [
     'agent',
     '-dev',
-    '-node',
-    `cairn-test-${httpPort}`,
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLanPort),
-    '-serf-wan-port',
-    String(serfWanPort),
-    '-server-port',
-    String(serverPort),
-    '-log-level',
-    'warn',
+    ...consulLoopbackArgs(`cairn-test-${httpPort}`, {
+      http: httpPort,
+      serfLan: serfLanPort,
+      serfWan: serfWanPort,
+      server: serverPort,
+    }),
     ...hcl.flatMap((fragment) => ['-hcl', fragment]),
   ];
   const headers: Record<string, string> = token !== undefined ? { 'X-Consul-Token': token } : {};

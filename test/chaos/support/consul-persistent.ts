@@ -7,7 +7,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { findConsulBinary, freePort, type ManagedProcess, spawnManaged } from '../../support/servers.ts';
+import {
+  consulLoopbackArgs,
+  findConsulBinary,
+  freePort,
+  type ManagedProcess,
+  spawnManaged,
+} from '../../support/servers.ts';
 
 export interface PersistentConsul {
   readonly address: string;
@@ -36,26 +42,7 @@ export async function startPersistentConsul(): Promise<PersistentConsul> {
     '1',
     '-data-dir',
     dataDir,
-    '-node',
-    node,
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLan),
-    '-serf-wan-port',
-    String(serfWan),
-    '-server-port',
-    String(serverPort),
-    '-log-level',
-    'warn',
+    ...consulLoopbackArgs(node, { http: httpPort, serfLan, serfWan, server: serverPort }),
     '-hcl',
     'disable_update_check = true',
     // Fastest Raft timings: a single node elects itself quickly after a restart.

@@ -9,7 +9,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { findConsulBinary, freePort, type ManagedProcess, spawnManaged } from '../../support/servers.ts';
+import {
+  consulLoopbackArgs,
+  findConsulBinary,
+  freePort,
+  type ManagedProcess,
+  spawnManaged,
+} from '../../support/servers.ts';
 import { loadConfig } from '../../../lib/config/index.ts';
 import { silentLogger } from '../../../lib/logging.ts';
 import { CairnServer } from '../../../lib/server.ts';
@@ -245,24 +251,9 @@ export async function startConsulClientAgent(): Promise<ConsulClientAgent> {
   const address = `http://127.0.0.1:${httpPort}`;
   const proc = spawnManaged(`consul client :${httpPort}`, binary, [
     'agent',
-    '-node',
-    `cairn-client-${httpPort}`,
     '-data-dir',
     dataDir,
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLan),
-    '-log-level',
-    'warn',
+    ...consulLoopbackArgs(`cairn-client-${httpPort}`, { http: httpPort, serfLan }),
     '-hcl',
     'disable_update_check = true',
   ]);
@@ -336,26 +327,7 @@ export async function startConsulTls(): Promise<ConsulTlsServer> {
   const proc = spawnManaged(`consul tls :${httpsPort}`, binary, [
     'agent',
     '-dev',
-    '-node',
-    `cairn-tls-${httpPort}`,
-    '-bind',
-    '127.0.0.1',
-    '-client',
-    '127.0.0.1',
-    '-http-port',
-    String(httpPort),
-    '-dns-port',
-    '-1',
-    '-grpc-port',
-    '-1',
-    '-serf-lan-port',
-    String(serfLan),
-    '-serf-wan-port',
-    String(serfWan),
-    '-server-port',
-    String(server),
-    '-log-level',
-    'warn',
+    ...consulLoopbackArgs(`cairn-tls-${httpPort}`, { http: httpPort, serfLan, serfWan, server }),
     ...hcl.flatMap((h) => ['-hcl', h]),
   ]);
   const address = `http://127.0.0.1:${httpPort}`;
