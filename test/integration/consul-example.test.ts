@@ -17,7 +17,7 @@ import {
   spawnManaged,
   startConsul,
 } from '../support/servers.ts';
-import { eventually } from './helpers/consul.ts';
+import { cairnReady, eventually } from './helpers/consul.ts';
 import { closeAll, type Echo, startUpstream, type Upstream } from './helpers/upstream.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -167,13 +167,7 @@ describe('examples/consul (real Consul, the stack without Docker)', function () 
       `api x3, redis and clock in the table (cairn: ${cairn.output()})`,
       60_000,
     );
-    // With --workers (default: one per CPU) the proxy port accepts once a worker listens: /health says so.
-    await eventually(
-      async () => (await fetch(`${admin}/health`)).status,
-      (status) => status === 200,
-      'cairn ready (/health)',
-      30_000,
-    );
+    await cairnReady(admin);
 
     const seen = new Map<string, number>();
     for (let i = 0; i < 100; i++) {

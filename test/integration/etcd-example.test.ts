@@ -14,7 +14,7 @@ import {
   spawnManaged,
   startEtcd,
 } from '../support/servers.ts';
-import { eventually } from './helpers/consul.ts';
+import { cairnReady, eventually } from './helpers/consul.ts';
 import { closeAll, type Echo, startUpstream, type Upstream } from './helpers/upstream.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -89,13 +89,7 @@ describe('examples/etcd (real etcd, the stack without Docker)', function () {
       `three api targets (cairn: ${cairn.output()}; sidecars: ${procs.map((p) => p.output()).join(' | ')})`,
       60_000,
     );
-    // With --workers (default: one per CPU) the proxy port accepts once a worker listens: /health says so.
-    await eventually(
-      async () => (await fetch(`http://127.0.0.1:${adminPort}/health`)).status,
-      (status) => status === 200,
-      'cairn ready (/health)',
-      30_000,
-    );
+    await cairnReady(`http://127.0.0.1:${adminPort}`);
 
     const seen = new Map<string, number>();
     for (let i = 0; i < 100; i++) {

@@ -112,6 +112,19 @@ export async function startConsulCairn(address: string, args: readonly string[] 
 }
 
 /** Polls an async condition every 25 ms; throws (with the last value seen) after `timeoutMs`. */
+/**
+ * Waits for a `cairn` child process's admin /health to answer 200: with `--workers` (default one
+ * per CPU) the proxy port accepts only once a worker listens, and /health says so.
+ */
+export async function cairnReady(adminOrigin: string): Promise<void> {
+  await eventually(
+    async () => (await fetch(`${adminOrigin}/health`)).status,
+    (status) => status === 200,
+    'cairn ready (/health)',
+    30_000,
+  );
+}
+
 export async function eventually<T>(
   probe: () => Promise<T>,
   ok: (v: T) => boolean,
