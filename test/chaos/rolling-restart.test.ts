@@ -12,6 +12,7 @@ import { dst, etcdClient, putInstance, startEtcdCairn, waitForTargets } from '..
 import {
   type ChildUpstream,
   describeFailures,
+  type LoadResult,
   report,
   startChildUpstream,
   startLoad,
@@ -84,9 +85,12 @@ describe('chaos: rolling restart of all instances under load', function () {
     ],
   });
 
-  it('file registry: zero failed idempotent requests', async () => {
-    const c = await startCairn(fileContent(ups));
-    cairn = c;
+  /** Steady load on /roll while every instance is restarted in turn; asserts none failed. */
+  async function rollUnderLoad(
+    c: Cairn,
+    label: string,
+    set: (live: ChildUpstream[]) => Promise<void>,
+  ): Promise<LoadResult> {
     const load = startLoad({
       origins: [c.origin],
       path: '/roll',
@@ -96,23 +100,28 @@ describe('chaos: rolling restart of all instances under load', function () {
       pauseMs: 2,
     });
     await sleep(500);
-    const restarts = await rollAll(c, ups, {
-      set: async (live) => {
-        await c.update(fileContent(live));
-        await waitForTargets(
-          c,
-          '/roll',
-          live.map((u) => `roll|${dst(u.port)}`),
-          5_000,
-        );
-      },
-    });
+    const restarts = await rollAll(c, ups, { set });
     await sleep(500);
     const r = await load.stop();
-    report('rolling restart (file registry, 3 instances)', r, 'failed 0');
+    report(label, r, 'failed 0');
     expect(restarts).to.equal(3);
     expect(r.sent).to.be.above(200);
     expect(r.failed, describeFailures(r)).to.equal(0);
+    return r;
+  }
+
+  it('file registry: zero failed idempotent requests', async () => {
+    const c = await startCairn(fileContent(ups));
+    cairn = c;
+    const r = await rollUnderLoad(c, 'rolling restart (file registry, 3 instances)', async (live) => {
+      await c.update(fileContent(live));
+      await waitForTargets(
+        c,
+        '/roll',
+        live.map((u) => `roll|${dst(u.port)}`),
+        5_000,
+      );
+    });
     // Every instance served traffic after its restart.
     const lateUpstreams = new Set(r.outcomes.slice(-200).map((o) => o.upstream));
     expect([...lateUpstreams].sort()).to.deep.equal(['r1', 'r2', 'r3']);
@@ -132,37 +141,20 @@ describe('chaos: rolling restart of all instances under load', function () {
       ups.map((u) => `roll|${dst(u.port)}`),
       5_000,
     );
-    const load = startLoad({
-      origins: [c.origin],
-      path: '/roll',
-      concurrency: 6,
-      maxRequests: 200_000,
-      maxMs: 60_000,
-      pauseMs: 2,
-    });
-    await sleep(500);
     let registered = new Set(ups.map((u) => u.name));
-    const restarts = await rollAll(c, ups, {
-      set: async (live) => {
-        const want = new Set(live.map((u) => u.name));
-        for (const name of registered)
-          if (!want.has(name)) await cl.delete().key(`${prefix}/services/roll/${name}`);
-        for (const u of live)
-          if (!registered.has(u.name)) await putInstance(cl, prefix, 'roll', u.name, { port: u.port, tags });
-        registered = want;
-        await waitForTargets(
-          c,
-          '/roll',
-          live.map((u) => `roll|${dst(u.port)}`),
-          5_000,
-        );
-      },
+    await rollUnderLoad(c, 'rolling restart (etcd registry, 3 instances)', async (live) => {
+      const want = new Set(live.map((u) => u.name));
+      for (const name of registered)
+        if (!want.has(name)) await cl.delete().key(`${prefix}/services/roll/${name}`);
+      for (const u of live)
+        if (!registered.has(u.name)) await putInstance(cl, prefix, 'roll', u.name, { port: u.port, tags });
+      registered = want;
+      await waitForTargets(
+        c,
+        '/roll',
+        live.map((u) => `roll|${dst(u.port)}`),
+        5_000,
+      );
     });
-    await sleep(500);
-    const r = await load.stop();
-    report('rolling restart (etcd registry, 3 instances)', r, 'failed 0');
-    expect(restarts).to.equal(3);
-    expect(r.sent).to.be.above(200);
-    expect(r.failed, describeFailures(r)).to.equal(0);
   });
 });
