@@ -442,7 +442,9 @@ class UpstreamConn {
     } else {
       ok = sock.write(chunk);
     }
-    if (!ok) {
+    // false also comes for a big chunk the kernel took whole (length >= highWaterMark): only a
+    // write still queued is backpressure.
+    if (!ok && sock.writableLength > 0) {
       this.bodyPaused = true;
       this.body?.pause();
     }

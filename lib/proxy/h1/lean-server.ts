@@ -847,8 +847,15 @@ class LeanExchange extends Exchange {
     } else {
       ok = this.writeFramed(sock, chunk);
     }
-    if (!ok) sock.once('drain', this.conn.onDrain);
-    return ok;
+    // write() answers false for any chunk at or above the socket's highWaterMark (16 KB) even
+    // when the kernel took it all at once; pausing the upstream for that would cost a
+    // readStop/readStart pair and a 'drain' hop per big chunk (the 64 KB regression). Only a
+    // write really left queued is backpressure.
+    if (!ok && sock.writableLength > 0) {
+      sock.once('drain', this.conn.onDrain);
+      return false;
+    }
+    return true;
   }
 
   private writeFramed(sock: Socket, chunk: Buffer): boolean {
