@@ -26,7 +26,12 @@ import type { ClusterView, WorkerJson } from './view.ts';
  * Node flags every worker runs with, after the control's own (`process.execArgv`). The one place
  * to add tuning flags (e.g. `--max-semi-space-size=N`).
  */
-export const workerNodeFlags: readonly string[] = [];
+export const workerNodeFlags: readonly string[] = [
+  // A 32 MB young generation (default 16): the proxy allocates short-lived objects per request,
+  // and a bigger nursery halves the scavenges at load (+2-4 % req/CPU-s, a lower p99 in the
+  // bench). Costs at most ~48 MB more address space per worker, mostly untouched when idle.
+  '--max-semi-space-size=32',
+];
 
 /** Restart backoff: doubles from min to max; a worker that ran this long starts over at min. */
 const backoff = { minMs: 100, maxMs: 10_000, stableMs: 10_000 };

@@ -1,9 +1,9 @@
 // HTTP proxy benchmark, the method of /work/shared/BENCH.md (see test/bench/README.md):
 //   node test/bench/http.bench.ts [--quick] [--sizes 100,2048,65536] [--duration S] [--reps N]
-//     [--compare-undici] [--cairn-node-options '--max-semi-space-size=32']
+//     [--compare-undici] [--compare-workers] [--cairn-node-options '--max-semi-space-size=32']
 //
 // --compare-undici adds `cairn --upstream-engine undici` (the previous upstream client) to the
-// turns; --cairn-node-options sets NODE_OPTIONS for every Cairn process (V8 experiments only: the
+// turns; --compare-workers adds `cairn --workers 2` with all its processes on the proxy CPU; --cairn-node-options sets NODE_OPTIONS for every Cairn process (V8 experiments only: the
 // headline figures are the shipped CLI's defaults).
 //
 // One nginx backend on CPU 0; nginx, HAProxy, Cairn and Cairn with a JSON access log as proxies
@@ -61,6 +61,7 @@ const sizes = (flagValue(argv, 'sizes') ?? '100,2048,65536').split(',').map((s) 
 const seconds = Number(flagValue(argv, 'duration') ?? (quick ? 3 : 10));
 const reps = Number(flagValue(argv, 'reps') ?? (quick ? 1 : 2));
 const compareUndici = argv.includes('--compare-undici');
+const compareWorkers = argv.includes('--compare-workers');
 const cairnNodeOptions = flagValue(argv, 'cairn-node-options');
 const warmupSeconds = 2;
 const connections = 64;
@@ -222,6 +223,12 @@ async function main(): Promise<number> {
         ),
       );
     }
+    if (compareWorkers) {
+      // The shipped multi-process mode (control + 2 workers with the workers' Node flags), all
+      // on the proxy CPU: what the process split and IPC cost per CPU-second against `cairn`.
+      const [port, admin] = [await freePort(), await freePort()];
+      proxies.push(startCairn(dir, 'cairn --workers 2 (one CPU)', port, admin, backendPort, proxyCpu, [], 2));
+    }
     // fabio side by side when FABIO_BIN names a binary (issue 9); never downloaded.
     const fabio = fabioBinary();
     if (fabio !== undefined) proxies.push(await startFabio(fabio, dir, backendPort, proxyCpu));
@@ -351,6 +358,7 @@ function startCairn(
   backendPort: number,
   cpu: string,
   extra: readonly string[],
+  workers = 1,
 ): Proxy {
   const prefix = join(dir, `cairn-${port}`);
   mkdirSync(prefix, { recursive: true });
@@ -376,7 +384,7 @@ function startCairn(
     `file:${routes}`,
     // One process: the figures are per proxy process (the default is one worker per CPU).
     '--workers',
-    '1',
+    String(workers),
     ...extra,
   ];
   // The access log (stdout) goes to /dev/null: the figure is the cost of producing it.

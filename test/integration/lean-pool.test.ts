@@ -149,6 +149,14 @@ async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** A distinct response body per n: 64 KB-1 MB (or 6 MB and more when n >= 10000) of bytes that depend on n. */
+function bigBody(n: number): Buffer {
+  const len = n >= 10_000 ? 6 * 1024 * 1024 + n : 64 * 1024 + ((n * 7919) % (960 * 1024));
+  const b = Buffer.allocUnsafe(len);
+  for (let i = 0; i < len; i++) b[i] = (i * 31 + n * 17 + (i >> 8)) & 0xff;
+  return b;
+}
+
 describe('lean upstream pool (real sockets)', function () {
   this.timeout(15_000);
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -610,6 +618,60 @@ describe('lean upstream pool (real sockets)', function () {
         const h = await (cairn as Cairn).fetch('/head', { method: 'HEAD' });
         expect(h.status).to.equal(200);
         expect(h.body.length).to.equal(0);
+      });
+
+      it('relays many concurrent big responses intact, with fast and slow readers', async function () {
+        // Big body chunks are copied into recycled buffers on the lean path: a buffer reused
+        // while a client write still needs it would corrupt some other response. Every response
+        // here is distinct (its own length and content), read by 32 keep-alive clients at once.
+        this.timeout(60_000);
+        const big = await upstream(
+          httpUpstream((req, res) => {
+            const n = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n'));
+            const body = bigBody(n);
+            res.writeHead(200, { 'content-length': body.length });
+            res.end(body);
+          }),
+        );
+        await (cairn as Cairn).update({
+          services: [
+            { name: 'big', instances: [{ address: '127.0.0.1', port: big.port, tags: ['urlprefix-/big'] }] },
+          ],
+        });
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+        cleanups.push(() => agent.destroy());
+        const get = (n: number, slow: boolean) =>
+          new Promise<string>((resolve, reject) => {
+            http
+              .get({ host: '127.0.0.1', port: (cairn as Cairn).port, path: `/big?n=${n}`, agent }, (res) => {
+                const h = createHash('sha256');
+                let stalls = 0;
+                res.on('data', (c: Buffer) => {
+                  h.update(c);
+                  // Stalls long enough for the kernel buffers to fill: Cairn's writes queue.
+                  if (slow && stalls++ < 3) {
+                    res.pause();
+                    setTimeout(() => res.resume(), 40);
+                  }
+                });
+                res.on('end', () => resolve(h.digest('hex')));
+                res.on('error', reject);
+              })
+              .on('error', reject);
+          });
+        let checked = 0;
+        await Promise.all(
+          Array.from({ length: 32 }, async (_, client) => {
+            for (let i = 0; i < 4; i++) {
+              // Every 4th client reads slowly and gets 6 MB: more than the kernel buffers hold.
+              const slow = client % 4 === 0;
+              const n = client * 100 + i + (slow ? 10_000 : 0);
+              expect(await get(n, slow)).to.equal(sha(bigBody(n)), `response ${n}`);
+              checked++;
+            }
+          }),
+        );
+        expect(checked).to.equal(32 * 4);
       });
 
       it('answers 504 when the upstream sends no headers in time', async () => {

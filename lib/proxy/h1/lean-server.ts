@@ -20,6 +20,7 @@ import type { Decision, Forward, HttpProxy, LogSource, LogSourceProvider } from 
 import { setHostHeader } from '../request-target.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
+import { recycleChunk } from './lean-pool.ts';
 
 interface ParserBinding {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -847,8 +848,18 @@ class LeanExchange extends Exchange {
     } else {
       ok = this.writeFramed(sock, chunk);
     }
-    if (!ok) sock.once('drain', this.conn.onDrain);
-    return ok;
+    // write() answers false for any chunk at or above the socket's highWaterMark (16 KB) even
+    // when the kernel took it all at once; pausing the upstream for that would cost a
+    // readStop/readStart pair and a 'drain' hop per big chunk (the 64 KB regression). Only a
+    // write really left queued is backpressure.
+    if (sock.writableLength > 0) {
+      if (ok) return true;
+      sock.once('drain', this.conn.onDrain);
+      return false;
+    }
+    // Nothing queued: the kernel has every byte, so the lean client may reuse the chunk's memory.
+    recycleChunk(chunk);
+    return true;
   }
 
   private writeFramed(sock: Socket, chunk: Buffer): boolean {
