@@ -19,14 +19,19 @@ export const latencySamples = 256;
 
 export class LiveWindow {
   /** Cumulative requests at each of the last `longWindow + 1` ticks. */
-  private readonly requestsAt = new Uint32Array(longWindow + 1);
-  private readonly errors5xxAt = new Uint32Array(shortWindow + 1);
-  private readonly connectErrorsAt = new Uint32Array(shortWindow + 1);
+  private readonly requestsAt: Uint32Array;
+  /**
+   * 5xx responses then connect errors at each of the last `shortWindow + 1` ticks; created on the
+   * first error (most cells never see one), until then both stay at their baselines.
+   */
+  private errorsAt: Uint32Array | undefined;
+  private readonly errors5xxBase: number;
+  private readonly connectErrorsBase: number;
   /** Ticks sampled since the window was created (the newest sample is `ticks`). */
   private ticks = 0;
   /** Latency ring: milliseconds, and the clock second each was recorded in. */
-  private readonly latency = new Float32Array(latencySamples);
-  private readonly latencySecond = new Uint32Array(latencySamples);
+  private readonly latency: Float32Array;
+  private readonly latencySecond: Uint32Array;
   private latencyCount = 0;
   /**
    * Percentiles cache, valid for one clock second: every reader in that second (the SSE tick, the
@@ -38,9 +43,15 @@ export class LiveWindow {
 
   /** A window whose baseline is the counters' values now (their earlier history is unknown). */
   constructor(requests: number, errors5xx: number, connectErrors: number) {
+    // One buffer for the three rings a busy cell needs: each typed array's own buffer would cost
+    // a header and a malloc'd store apiece, thousands of times over in a large table.
+    const buffer = new ArrayBuffer((longWindow + 1 + 2 * latencySamples) * 4);
+    this.requestsAt = new Uint32Array(buffer, 0, longWindow + 1);
+    this.latencySecond = new Uint32Array(buffer, (longWindow + 1) * 4, latencySamples);
+    this.latency = new Float32Array(buffer, (longWindow + 1 + latencySamples) * 4, latencySamples);
     this.requestsAt[0] = requests;
-    this.errors5xxAt[0] = errors5xx;
-    this.connectErrorsAt[0] = connectErrors;
+    this.errors5xxBase = errors5xx;
+    this.connectErrorsBase = connectErrors;
   }
 
   /** Request path: one latency sample. */
@@ -69,8 +80,18 @@ export class LiveWindow {
   sample(requests: number, errors5xx: number, connectErrors: number): void {
     this.ticks++;
     this.requestsAt[this.ticks % (longWindow + 1)] = requests;
-    this.errors5xxAt[this.ticks % (shortWindow + 1)] = errors5xx;
-    this.connectErrorsAt[this.ticks % (shortWindow + 1)] = connectErrors;
+    let errorsAt = this.errorsAt;
+    if (errorsAt === undefined) {
+      if (errors5xx === this.errors5xxBase && connectErrors === this.connectErrorsBase) return;
+      // Every earlier tick held the baselines.
+      errorsAt = new Uint32Array(2 * (shortWindow + 1));
+      errorsAt.fill(this.errors5xxBase, 0, shortWindow + 1);
+      errorsAt.fill(this.connectErrorsBase, shortWindow + 1);
+      this.errorsAt = errorsAt;
+    }
+    const i = this.ticks % (shortWindow + 1);
+    errorsAt[i] = errors5xx;
+    errorsAt[shortWindow + 1 + i] = connectErrors;
   }
 
   /** Requests per second over the last `seconds` (at most the window's age). */
@@ -82,8 +103,8 @@ export class LiveWindow {
   lastMinute(): { requests: number; errors5xx: number; connectErrors: number } {
     return {
       requests: this.delta(this.requestsAt, shortWindow),
-      errors5xx: this.delta(this.errors5xxAt, shortWindow),
-      connectErrors: this.delta(this.connectErrorsAt, shortWindow),
+      errors5xx: this.errorsDelta(0),
+      connectErrors: this.errorsDelta(shortWindow + 1),
     };
   }
 
@@ -108,11 +129,18 @@ export class LiveWindow {
     return Math.max(1, Math.min(seconds, this.ticks, longWindow));
   }
 
-  private delta(ring: Uint32Array, seconds: number): number {
-    const size = ring.length;
+  /** Errors over the last minute from the ring at `offset` in errorsAt (0 before any error). */
+  private errorsDelta(offset: number): number {
+    const ring = this.errorsAt;
+    if (ring === undefined) return 0;
+    return this.delta(ring, shortWindow, offset, shortWindow + 1);
+  }
+
+  /** Difference over `seconds` in the ring of `size` slots starting at `offset` in `ring`. */
+  private delta(ring: Uint32Array, seconds: number, offset = 0, size = ring.length): number {
     const back = Math.min(seconds, this.ticks, size - 1);
-    const now = ring[this.ticks % size] as number;
-    const then = ring[(this.ticks - back) % size] as number;
+    const now = ring[offset + (this.ticks % size)] as number;
+    const then = ring[offset + ((this.ticks - back) % size)] as number;
     return (now - then) >>> 0;
   }
 }
