@@ -18,8 +18,11 @@ export const shortWindow = 60;
 export const latencySamples = 256;
 
 export class LiveWindow {
-  /** Cumulative requests at each of the last `longWindow + 1` ticks. */
-  private readonly requestsAt: Uint32Array;
+  /**
+   * Cumulative requests at each of the last `longWindow + 1` ticks; undefined in a latency-only
+   * window (a worker of `--workers`: the control process keeps the rates).
+   */
+  private readonly requestsAt: Uint32Array | undefined;
   /**
    * 5xx responses then connect errors at each of the last `shortWindow + 1` ticks; created on the
    * first error (most cells never see one), until then both stay at their baselines.
@@ -41,15 +44,21 @@ export class LiveWindow {
   private p50 = 0;
   private p99 = 0;
 
-  /** A window whose baseline is the counters' values now (their earlier history is unknown). */
-  constructor(requests: number, errors5xx: number, connectErrors: number) {
-    // One buffer for the three rings a busy cell needs: each typed array's own buffer would cost
-    // a header and a malloc'd store apiece, thousands of times over in a large table.
-    const buffer = new ArrayBuffer((longWindow + 1 + 2 * latencySamples) * 4);
-    this.requestsAt = new Uint32Array(buffer, 0, longWindow + 1);
-    this.latencySecond = new Uint32Array(buffer, (longWindow + 1) * 4, latencySamples);
-    this.latency = new Float32Array(buffer, (longWindow + 1 + latencySamples) * 4, latencySamples);
-    this.requestsAt[0] = requests;
+  /**
+   * A window whose baseline is the counters' values now (their earlier history is unknown).
+   * Without `rates` it keeps only the latency ring: rates, errors and ticks then read as 0.
+   */
+  constructor(requests: number, errors5xx: number, connectErrors: number, rates = true) {
+    // One buffer for the rings a busy cell needs: each typed array's own buffer would cost a
+    // header and a malloc'd store apiece, thousands of times over in a large table.
+    const ring = rates ? longWindow + 1 : 0;
+    const buffer = new ArrayBuffer((ring + 2 * latencySamples) * 4);
+    this.latencySecond = new Uint32Array(buffer, 0, latencySamples);
+    this.latency = new Float32Array(buffer, latencySamples * 4, latencySamples);
+    if (rates) {
+      this.requestsAt = new Uint32Array(buffer, 2 * latencySamples * 4, ring);
+      this.requestsAt[0] = requests;
+    }
     this.errors5xxBase = errors5xx;
     this.connectErrorsBase = connectErrors;
   }
@@ -78,8 +87,10 @@ export class LiveWindow {
 
   /** Once a second: the counters' current values become the newest sample. */
   sample(requests: number, errors5xx: number, connectErrors: number): void {
+    const requestsAt = this.requestsAt;
+    if (requestsAt === undefined) return;
     this.ticks++;
-    this.requestsAt[this.ticks % (longWindow + 1)] = requests;
+    requestsAt[this.ticks % (longWindow + 1)] = requests;
     let errorsAt = this.errorsAt;
     if (errorsAt === undefined) {
       if (errors5xx === this.errors5xxBase && connectErrors === this.connectErrorsBase) return;
@@ -96,13 +107,15 @@ export class LiveWindow {
 
   /** Requests per second over the last `seconds` (at most the window's age). */
   rate(seconds: number): number {
-    return this.delta(this.requestsAt, Math.min(seconds, longWindow)) / this.span(seconds);
+    const ring = this.requestsAt;
+    if (ring === undefined) return 0;
+    return this.delta(ring, Math.min(seconds, longWindow)) / this.span(seconds);
   }
 
   /** Requests, 5xx responses and connect errors over the last minute. */
   lastMinute(): { requests: number; errors5xx: number; connectErrors: number } {
     return {
-      requests: this.delta(this.requestsAt, shortWindow),
+      requests: this.requestsAt === undefined ? 0 : this.delta(this.requestsAt, shortWindow),
       errors5xx: this.errorsDelta(0),
       connectErrors: this.errorsDelta(shortWindow + 1),
     };

@@ -85,6 +85,8 @@ export class TrafficCell implements CellLabels {
   retries = 0;
   /** Created on the first request, so idle targets of a large table cost no ring memory. */
   window: LiveWindow | undefined;
+  /** Whether the window keeps rate rings (false in a worker of `--workers`: see Traffic). */
+  rates = true;
 
   constructor(labels: CellLabels) {
     this.id = nextId++;
@@ -165,7 +167,7 @@ export class TrafficCell implements CellLabels {
       this.buckets = own.buckets;
       this.upstreamErrors = own.upstreamErrors;
     }
-    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
+    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors, this.rates);
     this.window = w;
     return w;
   }
