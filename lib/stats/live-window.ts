@@ -18,15 +18,23 @@ export const shortWindow = 60;
 export const latencySamples = 256;
 
 export class LiveWindow {
-  /** Cumulative requests at each of the last `longWindow + 1` ticks. */
-  private readonly requestsAt = new Uint32Array(longWindow + 1);
-  private readonly errors5xxAt = new Uint32Array(shortWindow + 1);
-  private readonly connectErrorsAt = new Uint32Array(shortWindow + 1);
+  /**
+   * Cumulative requests at each of the last `longWindow + 1` ticks; undefined in a latency-only
+   * window (a worker of `--workers`: the control process keeps the rates).
+   */
+  private readonly requestsAt: Uint32Array | undefined;
+  /**
+   * 5xx responses then connect errors at each of the last `shortWindow + 1` ticks; created on the
+   * first error (most cells never see one), until then both stay at their baselines.
+   */
+  private errorsAt: Uint32Array | undefined;
+  private readonly errors5xxBase: number;
+  private readonly connectErrorsBase: number;
   /** Ticks sampled since the window was created (the newest sample is `ticks`). */
   private ticks = 0;
   /** Latency ring: milliseconds, and the clock second each was recorded in. */
-  private readonly latency = new Float32Array(latencySamples);
-  private readonly latencySecond = new Uint32Array(latencySamples);
+  private readonly latency: Float32Array;
+  private readonly latencySecond: Uint32Array;
   private latencyCount = 0;
   /**
    * Percentiles cache, valid for one clock second: every reader in that second (the SSE tick, the
@@ -36,11 +44,23 @@ export class LiveWindow {
   private p50 = 0;
   private p99 = 0;
 
-  /** A window whose baseline is the counters' values now (their earlier history is unknown). */
-  constructor(requests: number, errors5xx: number, connectErrors: number) {
-    this.requestsAt[0] = requests;
-    this.errors5xxAt[0] = errors5xx;
-    this.connectErrorsAt[0] = connectErrors;
+  /**
+   * A window whose baseline is the counters' values now (their earlier history is unknown).
+   * Without `rates` it keeps only the latency ring: rates, errors and ticks then read as 0.
+   */
+  constructor(requests: number, errors5xx: number, connectErrors: number, rates = true) {
+    // One buffer for the rings a busy cell needs: each typed array's own buffer would cost a
+    // header and a malloc'd store apiece, thousands of times over in a large table.
+    const ring = rates ? longWindow + 1 : 0;
+    const buffer = new ArrayBuffer((ring + 2 * latencySamples) * 4);
+    this.latencySecond = new Uint32Array(buffer, 0, latencySamples);
+    this.latency = new Float32Array(buffer, latencySamples * 4, latencySamples);
+    if (rates) {
+      this.requestsAt = new Uint32Array(buffer, 2 * latencySamples * 4, ring);
+      this.requestsAt[0] = requests;
+    }
+    this.errors5xxBase = errors5xx;
+    this.connectErrorsBase = connectErrors;
   }
 
   /** Request path: one latency sample. */
@@ -67,23 +87,37 @@ export class LiveWindow {
 
   /** Once a second: the counters' current values become the newest sample. */
   sample(requests: number, errors5xx: number, connectErrors: number): void {
+    const requestsAt = this.requestsAt;
+    if (requestsAt === undefined) return;
     this.ticks++;
-    this.requestsAt[this.ticks % (longWindow + 1)] = requests;
-    this.errors5xxAt[this.ticks % (shortWindow + 1)] = errors5xx;
-    this.connectErrorsAt[this.ticks % (shortWindow + 1)] = connectErrors;
+    requestsAt[this.ticks % (longWindow + 1)] = requests;
+    let errorsAt = this.errorsAt;
+    if (errorsAt === undefined) {
+      if (errors5xx === this.errors5xxBase && connectErrors === this.connectErrorsBase) return;
+      // Every earlier tick held the baselines.
+      errorsAt = new Uint32Array(2 * (shortWindow + 1));
+      errorsAt.fill(this.errors5xxBase, 0, shortWindow + 1);
+      errorsAt.fill(this.connectErrorsBase, shortWindow + 1);
+      this.errorsAt = errorsAt;
+    }
+    const i = this.ticks % (shortWindow + 1);
+    errorsAt[i] = errors5xx;
+    errorsAt[shortWindow + 1 + i] = connectErrors;
   }
 
   /** Requests per second over the last `seconds` (at most the window's age). */
   rate(seconds: number): number {
-    return this.delta(this.requestsAt, Math.min(seconds, longWindow)) / this.span(seconds);
+    const ring = this.requestsAt;
+    if (ring === undefined) return 0;
+    return this.delta(ring, Math.min(seconds, longWindow)) / this.span(seconds);
   }
 
   /** Requests, 5xx responses and connect errors over the last minute. */
   lastMinute(): { requests: number; errors5xx: number; connectErrors: number } {
     return {
-      requests: this.delta(this.requestsAt, shortWindow),
-      errors5xx: this.delta(this.errors5xxAt, shortWindow),
-      connectErrors: this.delta(this.connectErrorsAt, shortWindow),
+      requests: this.requestsAt === undefined ? 0 : this.delta(this.requestsAt, shortWindow),
+      errors5xx: this.errorsDelta(0),
+      connectErrors: this.errorsDelta(shortWindow + 1),
     };
   }
 
@@ -108,11 +142,18 @@ export class LiveWindow {
     return Math.max(1, Math.min(seconds, this.ticks, longWindow));
   }
 
-  private delta(ring: Uint32Array, seconds: number): number {
-    const size = ring.length;
+  /** Errors over the last minute from the ring at `offset` in errorsAt (0 before any error). */
+  private errorsDelta(offset: number): number {
+    const ring = this.errorsAt;
+    if (ring === undefined) return 0;
+    return this.delta(ring, shortWindow, offset, shortWindow + 1);
+  }
+
+  /** Difference over `seconds` in the ring of `size` slots starting at `offset` in `ring`. */
+  private delta(ring: Uint32Array, seconds: number, offset = 0, size = ring.length): number {
     const back = Math.min(seconds, this.ticks, size - 1);
-    const now = ring[this.ticks % size] as number;
-    const then = ring[(this.ticks - back) % size] as number;
+    const now = ring[offset + (this.ticks % size)] as number;
+    const then = ring[offset + ((this.ticks - back) % size)] as number;
     return (now - then) >>> 0;
   }
 }

@@ -33,6 +33,35 @@ export interface CellLabels {
 
 let nextId = 1;
 
+const classCount = statusClasses.length;
+const errorKindCount = upstreamErrorKinds.length;
+/** Doubles per cell: byClass, then the histogram (with +Inf), then upstream errors. */
+const countersLength = classCount + bucketCount + 1 + errorKindCount;
+
+/**
+ * A cell's three counter arrays as views over one buffer: one allocation instead of three (a
+ * 10,000-route table has 20,000 cells, and each typed array costs far more in headers than in
+ * its few doubles).
+ */
+function counterViews(buffer: ArrayBuffer): {
+  byClass: Float64Array;
+  buckets: Float64Array;
+  upstreamErrors: Float64Array;
+} {
+  return {
+    byClass: new Float64Array(buffer, 0, classCount),
+    buckets: new Float64Array(buffer, classCount * 8, bucketCount + 1),
+    upstreamErrors: new Float64Array(buffer, (classCount + bucketCount + 1) * 8, errorKindCount),
+  };
+}
+
+/**
+ * The zeros every cell reads until it counts something: most cells of a large table never see a
+ * request (route-level cells, idle targets). Only TrafficCell writes counters, and only after
+ * `openWindow()` gave the cell its own buffer, so these are never written.
+ */
+const noCounters = counterViews(new ArrayBuffer(countersLength * 8));
+
 export class TrafficCell implements CellLabels {
   /** Stable id while the cell lives (rows in the API and UI). */
   readonly id: number;
@@ -43,16 +72,21 @@ export class TrafficCell implements CellLabels {
   readonly tcp: boolean;
   /** Requests (TCP: connections) ever recorded. */
   requests = 0;
-  /** Responses by status class (statusClasses). */
-  readonly byClass = new Float64Array(statusClasses.length);
+  /**
+   * Responses by status class (statusClasses). Read-only outside this class; shared zeros until
+   * the first count (see noCounters), like `buckets` and `upstreamErrors`.
+   */
+  byClass: Float64Array = noCounters.byClass;
   /** Duration histogram: non-cumulative counts per bucket, the last one is +Inf. */
-  readonly buckets = new Float64Array(bucketCount + 1);
+  buckets: Float64Array = noCounters.buckets;
   durationSeconds = 0;
   /** Failed upstream attempts by kind (upstreamErrorKinds). */
-  readonly upstreamErrors = new Float64Array(upstreamErrorKinds.length);
+  upstreamErrors: Float64Array = noCounters.upstreamErrors;
   retries = 0;
   /** Created on the first request, so idle targets of a large table cost no ring memory. */
   window: LiveWindow | undefined;
+  /** Whether the window keeps rate rings (false in a worker of `--workers`: see Traffic). */
+  rates = true;
 
   constructor(labels: CellLabels) {
     this.id = nextId++;
@@ -120,13 +154,20 @@ export class TrafficCell implements CellLabels {
   syncTcp(connections: number, connectErrors: number): void {
     if (this.window === undefined && connections === this.requests && connectErrors === this.connectErrors)
       return;
-    this.window ??= new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
+    if (this.window === undefined) this.openWindow();
     this.requests = connections;
     this.upstreamErrors[0] = connectErrors;
   }
 
+  /** Every write path comes through here first: the cell gets its own counters with its window. */
   private openWindow(): LiveWindow {
-    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
+    if (this.byClass === noCounters.byClass) {
+      const own = counterViews(new ArrayBuffer(countersLength * 8));
+      this.byClass = own.byClass;
+      this.buckets = own.buckets;
+      this.upstreamErrors = own.upstreamErrors;
+    }
+    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors, this.rates);
     this.window = w;
     return w;
   }

@@ -16,6 +16,7 @@ import type { CairnConfig } from '../config/index.ts';
 import { aggregatedExposition, controlShare, PoolMetrics } from '../metrics/aggregate.ts';
 import { processExposition } from '../metrics/prometheus.ts';
 import { CairnServer, StartupError } from '../server.ts';
+import { leanHeapFlagsFor } from './lean-heap.ts';
 import { reusePortSupported } from './listen.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 import { workerEnv } from './role.ts';
@@ -465,7 +466,7 @@ function startWorkerProcess(): ChildProcess {
   }
   return fork(process.argv[1] as string, args, {
     env,
-    execArgv: [...process.execArgv, ...workerNodeFlags],
+    execArgv: [...process.execArgv, ...leanHeapFlagsFor(process.execArgv), ...workerNodeFlags],
     serialization: 'advanced',
   });
 }

@@ -21,6 +21,8 @@ export class StatsReporter {
 
   constructor(telemetry: Telemetry) {
     this.telemetry = telemetry;
+    // This process's live windows only feed these reports: the control keeps the rates.
+    telemetry.traffic.latencyOnly();
   }
 
   report(): { cells: CellDelta[]; open: [string, number][]; ejected: string[] } {

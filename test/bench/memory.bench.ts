@@ -10,9 +10,10 @@
 // the load runs for `--duration` seconds (default 60; `--quick` 20) or `--minutes` minutes (a
 // soak; the report then also has one row per minute). Every process of Cairn's tree is sampled
 // (VmRSS from /proc/<pid>/status); the report gives per process the RSS before the load, the
-// maximum and the value at the end (bar: under 150 MB per worker), and the RSS slope over the run
-// (least squares, MB per minute) over the whole run and over its second half (where a leak
-// shows once caches and the heap have settled).
+// maximum and the value at the end (bar: under 150 MB per worker), the maximum of its own memory
+// (RssAnon: VmRSS less the file pages, mostly Node's binary, shared by the tree), and the RSS
+// slope over the run (least squares, MB per minute) over the whole run and over its second half
+// (where a leak shows once caches and the heap have settled).
 //
 // Progress goes to stderr, the report (markdown) to stdout.
 
@@ -73,13 +74,21 @@ interface Sample {
   readonly t: number;
   readonly pid: number;
   readonly rssMb: number;
+  /**
+   * RssAnon: the process's own memory (heap, stacks, buffers). The rest of VmRSS is mostly file
+   * pages (about 55 MB of Node's own binary) that every process of the tree shares.
+   */
+  readonly anonMb: number;
 }
 
-/** VmRSS of `pid` in MB, or undefined when it is gone. */
-function rssMb(pid: number): number | undefined {
+/** VmRSS and RssAnon of `pid` in MB, or undefined when it is gone. */
+function rssMb(pid: number): { rssMb: number; anonMb: number } | undefined {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m === null ? undefined : Number(m[1]) / 1024;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+    const anon = /^RssAnon:\s+(\d+) kB/m.exec(status);
+    if (rss === null) return undefined;
+    return { rssMb: Number(rss[1]) / 1024, anonMb: anon === null ? Number.NaN : Number(anon[1]) / 1024 };
   } catch {
     return undefined;
   }
@@ -87,7 +96,7 @@ function rssMb(pid: number): number | undefined {
 
 /** Samples the RSS of every process of `rootPid`'s tree every `sampleMs` until stopped. */
 class RssSampler {
-  private readonly raw: { at: number; pid: number; rssMb: number }[] = [];
+  private readonly raw: { at: number; pid: number; rssMb: number; anonMb: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly rootPid: number;
   private zero = performance.now();
@@ -105,13 +114,18 @@ class RssSampler {
     const at = performance.now();
     for (const pid of processTree(this.rootPid)) {
       const r = rssMb(pid);
-      if (r !== undefined) this.raw.push({ at, pid, rssMb: r });
+      if (r !== undefined) this.raw.push({ at, pid, ...r });
     }
   }
 
   /** Every sample, its time in seconds relative to the last markZero(). */
   get samples(): Sample[] {
-    return this.raw.map((s) => ({ t: (s.at - this.zero) / 1000, pid: s.pid, rssMb: s.rssMb }));
+    return this.raw.map((s) => ({
+      t: (s.at - this.zero) / 1000,
+      pid: s.pid,
+      rssMb: s.rssMb,
+      anonMb: s.anonMb,
+    }));
   }
 
   start(): void {
@@ -317,6 +331,7 @@ function processTable(samples: readonly Sample[], rootPid: number): string {
       fixed(before[before.length - 1]?.rssMb ?? Number.NaN, 1),
       fixed(max, 1),
       fixed(last, 1),
+      fixed(Math.max(...run.map((s) => s.anonMb)), 1),
       fixed(slopeAll, 2),
       fixed(slopeHalf, 2),
       String(run.length),
@@ -333,6 +348,7 @@ function processTable(samples: readonly Sample[], rootPid: number): string {
         'MB before load',
         'MB max',
         'MB at end',
+        'MB max, own (RssAnon)',
         'MB/min, whole run',
         'MB/min, 2nd half',
         'samples',

@@ -1,0 +1,64 @@
+// The memory cuts of issue 9 (10,000-route tables): cells share zeros until they count, windows
+// create their error rings with the first error, a worker's windows keep latencies only, and
+// every process runs with the lean-heap V8 flags unless the user chose them.
+
+import { expect } from 'chai';
+import { LiveWindow, shortWindow } from '../../lib/stats/live-window.ts';
+import { TrafficCell } from '../../lib/stats/traffic-cell.ts';
+import { leanHeapFlags, leanHeapFlagsFor } from '../../lib/workers/lean-heap.ts';
+
+const labels = { route: 'r', service: 's', target: 't', key: 'k', tcp: false };
+
+describe('stats memory', () => {
+  it('cells without traffic share their zero counters; the first count gives a cell its own', () => {
+    const idle = new TrafficCell(labels);
+    const busy = new TrafficCell(labels);
+    expect(idle.byClass).to.equal(busy.byClass);
+    busy.record(200, 3, 1);
+    busy.recordUpstreamError('connect', true);
+    expect(idle.byClass).to.not.equal(busy.byClass);
+    expect([...idle.byClass, ...idle.buckets, ...idle.upstreamErrors].every((v) => v === 0)).to.equal(true);
+    expect(busy.byClass[2]).to.equal(1);
+    expect(busy.connectErrors).to.equal(1);
+    expect(busy.buckets.reduce((a, b) => a + b, 0)).to.equal(1);
+  });
+
+  it('a TCP cell synced before any window counts from its baseline', () => {
+    const c = new TrafficCell({ ...labels, tcp: true });
+    c.syncTcp(5, 1);
+    expect(c.requests).to.equal(5);
+    expect(c.connectErrors).to.equal(1);
+    expect(c.window).to.not.equal(undefined);
+  });
+
+  it('error rings start with the first error, from the baselines', () => {
+    const w = new LiveWindow(10, 2, 1);
+    for (let s = 0; s < 5; s++) w.sample(10 + s, 2, 1);
+    expect(w.lastMinute()).to.deep.equal({ requests: 4, errors5xx: 0, connectErrors: 0 });
+    w.sample(20, 5, 1);
+    w.sample(21, 6, 3);
+    expect(w.lastMinute()).to.deep.equal({ requests: 11, errors5xx: 4, connectErrors: 2 });
+    for (let s = 0; s < shortWindow + 5; s++) w.sample(21, 6, 3);
+    expect(w.lastMinute()).to.deep.equal({ requests: 0, errors5xx: 0, connectErrors: 0 });
+  });
+
+  it('a latency-only window keeps latencies and reads rates as 0', () => {
+    const w = new LiveWindow(0, 0, 0, false);
+    w.recordLatency(7, 1);
+    w.recordLatency(9, 1);
+    w.sample(2, 0, 0);
+    expect(w.rate(60)).to.equal(0);
+    expect(w.lastMinute().requests).to.equal(0);
+    const out: number[] = [];
+    w.latenciesSince(0, out);
+    expect(out).to.deep.equal([7, 9]);
+    expect(w.percentiles(1, new Float64Array(256)).p99).to.equal(9);
+  });
+
+  it('lean-heap flags are added unless the command line or NODE_OPTIONS chose them', () => {
+    expect(leanHeapFlagsFor([], '')).to.deep.equal([...leanHeapFlags]);
+    expect(leanHeapFlagsFor(['--no-optimize-for-size'], '')).to.deep.equal([]);
+    expect(leanHeapFlagsFor([], '--optimize-for-size')).to.deep.equal([]);
+    expect(leanHeapFlagsFor(['--max-semi-space-size=8'], '')).to.deep.equal([...leanHeapFlags]);
+  });
+});
