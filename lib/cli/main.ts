@@ -2,7 +2,6 @@
 // The `cairn` executable. Kept to this so the shebang stays the first line of the compiled file;
 // everything else is in run.ts.
 
-import { useLeanHeap } from '../workers/lean-heap.ts';
 import { runCli } from './run.ts';
 
 // `cairn routes | head` closes the pipe early: that is the reader's choice, not an error.
@@ -11,5 +10,4 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-useLeanHeap(); // before any table is built: see lean-heap.ts
 process.exitCode = await runCli(process.argv.slice(2));

@@ -73,6 +73,8 @@ export interface CairnConfig {
   readonly http1Engine: 'lean' | 'node';
   /** Plain-HTTP upstreams: the lean raw-socket client or undici. */
   readonly upstreamEngine: 'lean' | 'undici';
+  /** Which processes run V8 with --optimize-for-size (lib/workers/lean-heap.ts). */
+  readonly leanHeap: 'control' | 'all' | 'off';
   readonly retries: number;
   readonly ejectAfter: number;
   readonly ejectTimeMs: number;
@@ -320,6 +322,7 @@ function load(
     auth,
     http1Engine: one('http1-engine', 'lean', (s) => parseChoice(s, ['lean', 'node'] as const)),
     upstreamEngine: one('upstream-engine', 'lean', (s) => parseChoice(s, ['lean', 'undici'] as const)),
+    leanHeap: one('lean-heap', 'control', (s) => parseChoice(s, ['control', 'all', 'off'] as const)),
     retries: one('retries', 2, (s) => parseInteger(s, 0, 10)),
     ejectAfter: one('eject-after', 5, (s) => parseInteger(s, 0, 1000)),
     ejectTimeMs: one('eject-time', 30_000, parseDuration),

@@ -244,7 +244,7 @@ export class WorkerPool implements ClusterView {
     slot.tableVersion = '';
     slot.requests = 0;
     slot.upSince = Date.now();
-    const child = startWorkerProcess();
+    const child = startWorkerProcess(this.server.config.leanHeap === 'all');
     slot.child = child;
     slot.pid = child.pid ?? null;
     child.on('message', (m: FromWorker) => this.onMessage(slot, m));
@@ -454,7 +454,7 @@ function round(ms: number): number {
  * worker marker and an IPC channel: that works from the .ts sources, the compiled dist/ and the
  * bundle alike. A single executable has no script to name, so it runs itself.
  */
-function startWorkerProcess(): ChildProcess {
+function startWorkerProcess(leanHeap: boolean): ChildProcess {
   const env = { ...process.env, [workerEnv]: '1' };
   const args = process.argv.slice(2);
   if (isSea()) {
@@ -466,7 +466,11 @@ function startWorkerProcess(): ChildProcess {
   }
   return fork(process.argv[1] as string, args, {
     env,
-    execArgv: [...process.execArgv, ...leanHeapFlagsFor(process.execArgv), ...workerNodeFlags],
+    execArgv: [
+      ...process.execArgv,
+      ...(leanHeap ? leanHeapFlagsFor(process.execArgv) : []),
+      ...workerNodeFlags,
+    ],
     serialization: 'advanced',
   });
 }

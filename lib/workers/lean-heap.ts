@@ -26,6 +26,11 @@ export function leanHeapFlagsFor(
   return leanHeapFlags.filter((f) => !chosen(f));
 }
 
+/** Whether the process the user started (control or single) runs lean, per `--lean-heap`. */
+export function leanHeapHere(where: 'control' | 'all' | 'off', workers: number): boolean {
+  return where === 'all' || (where === 'control' && workers > 1);
+}
+
 /** This process: sets the lean-heap flags the user did not choose; returns whether it set any. */
 export function useLeanHeap(): boolean {
   const flags = leanHeapFlagsFor(process.execArgv);

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { LiveWindow, shortWindow } from '../../lib/stats/live-window.ts';
 import { TrafficCell } from '../../lib/stats/traffic-cell.ts';
-import { leanHeapFlags, leanHeapFlagsFor } from '../../lib/workers/lean-heap.ts';
+import { leanHeapFlags, leanHeapFlagsFor, leanHeapHere } from '../../lib/workers/lean-heap.ts';
 
 const labels = { route: 'r', service: 's', target: 't', key: 'k', tcp: false };
 
@@ -60,5 +60,12 @@ describe('stats memory', () => {
     expect(leanHeapFlagsFor(['--no-optimize-for-size'], '')).to.deep.equal([]);
     expect(leanHeapFlagsFor([], '--optimize-for-size')).to.deep.equal([]);
     expect(leanHeapFlagsFor(['--max-semi-space-size=8'], '')).to.deep.equal([...leanHeapFlags]);
+  });
+
+  it('--lean-heap: by default only the control process of --workers N runs lean', () => {
+    expect(leanHeapHere('control', 2)).to.equal(true);
+    expect(leanHeapHere('control', 1)).to.equal(false); // a single process proxies: keep p99
+    expect(leanHeapHere('all', 1)).to.equal(true);
+    expect(leanHeapHere('off', 4)).to.equal(false);
   });
 });
