@@ -33,14 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fabioBinary, fabioSkipped, startFabio } from './lib/fabio-config.ts';
 import { haproxyConfig } from './lib/haproxy-config.ts';
-import {
-  backendNginxConfig,
-  bodyFileName,
-  bodyOf,
-  bodyPath,
-  maxInlineBody,
-  proxyNginxConfig,
-} from './lib/nginx-config.ts';
+import { bodyPath, proxyNginxConfig, spawnBackendNginx } from './lib/nginx-config.ts';
 import { processTreeCpuSeconds } from './lib/proc-cpu.ts';
 import {
   freePort,
@@ -178,24 +171,9 @@ async function main(): Promise<number> {
     ];
 
     // Backend: nginx on CPU 0.
-    const backendDir = join(dir, 'backend');
-    mkdirSync(join(backendDir, 'html'), { recursive: true });
-    chmodSync(backendDir, 0o755);
-    chmodSync(join(backendDir, 'html'), 0o755);
-    for (const size of sizes) {
-      if (size > maxInlineBody)
-        writeFileSync(join(backendDir, 'html', bodyFileName(size)), bodyOf(size), { mode: 0o644 });
-    }
-    writeFileSync(join(backendDir, 'nginx.conf'), backendNginxConfig(backendDir, backendPort, sizes));
-    const backend = spawnPinned(
-      'backend nginx',
-      loadCpu,
-      binaries.nginx,
-      ['-p', backendDir, '-c', join(backendDir, 'nginx.conf'), '-e', join(backendDir, 'error.log')],
-      { stdout: 'ignore', stderr: openSync(join(backendDir, 'stderr.log'), 'w') },
-    );
+    const { backend, errorLog } = spawnBackendNginx(dir, loadCpu, binaries.nginx, backendPort, sizes);
     const firstPath = bodyPath(sizes[0] as number);
-    await ready(backend, `http://127.0.0.1:${backendPort}${firstPath}`, join(backendDir, 'error.log'));
+    await ready(backend, `http://127.0.0.1:${backendPort}${firstPath}`, errorLog);
 
     const proxies: Proxy[] = [
       startNginxProxy(dir, nginxPort, backendPort, proxyCpu),

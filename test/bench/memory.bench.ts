@@ -22,7 +22,7 @@ import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendNginxConfig, bodyPath } from './lib/nginx-config.ts';
+import { bodyPath, spawnBackendNginx } from './lib/nginx-config.ts';
 import { processTree } from './lib/proc-cpu.ts';
 import {
   freePort,
@@ -231,17 +231,7 @@ async function main(): Promise<number> {
       Array.from({ length: 3 }, () => freePort()),
     )) as [number, number, number];
 
-    const backendDir = join(dir, 'backend');
-    mkdirSync(backendDir, { recursive: true });
-    chmodSync(backendDir, 0o755);
-    writeFileSync(join(backendDir, 'nginx.conf'), backendNginxConfig(backendDir, backendPort, [size]));
-    const backend = spawnPinned(
-      'backend nginx',
-      loadCpu,
-      binaries.nginx,
-      ['-p', backendDir, '-c', join(backendDir, 'nginx.conf'), '-e', join(backendDir, 'error.log')],
-      { stdout: 'ignore', stderr: openSync(join(backendDir, 'stderr.log'), 'w') },
-    );
+    const { backend } = spawnBackendNginx(dir, loadCpu, binaries.nginx, backendPort, [size]);
     const backendReady = await waitForHttp(backend, `http://127.0.0.1:${backendPort}${bodyPath(size)}`, 200);
     if (backendReady !== undefined) throw new Error(backendReady);
 

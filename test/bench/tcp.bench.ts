@@ -19,7 +19,7 @@ import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendNginxConfig, bodyPath } from './lib/nginx-config.ts';
+import { bodyPath, spawnBackendNginx } from './lib/nginx-config.ts';
 import { processTreeCpuSeconds } from './lib/proc-cpu.ts';
 import {
   freePort,
@@ -184,18 +184,8 @@ async function main(): Promise<number> {
     )) as [number, number, number, number, number];
     const path = bodyPath(size);
 
-    const backendDir = join(dir, 'backend');
-    mkdirSync(backendDir, { recursive: true });
-    chmodSync(backendDir, 0o755);
-    writeFileSync(join(backendDir, 'nginx.conf'), backendNginxConfig(backendDir, backendPort, [size]));
-    const backend = spawnPinned(
-      'backend nginx',
-      loadCpu,
-      binaries.nginx,
-      ['-p', backendDir, '-c', join(backendDir, 'nginx.conf'), '-e', join(backendDir, 'error.log')],
-      { stdout: 'ignore', stderr: openSync(join(backendDir, 'stderr.log'), 'w') },
-    );
-    await ready(backend, `http://127.0.0.1:${backendPort}${path}`, join(backendDir, 'error.log'));
+    const { backend, errorLog } = spawnBackendNginx(dir, loadCpu, binaries.nginx, backendPort, [size]);
+    await ready(backend, `http://127.0.0.1:${backendPort}${path}`, errorLog);
 
     const hDir = join(dir, 'haproxy');
     mkdirSync(hDir);

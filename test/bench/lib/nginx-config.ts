@@ -3,6 +3,10 @@
 // writes (pid, error log, temp dirs) inside a private prefix, so nothing touches /etc/nginx,
 // /var/log or /run and several runs can coexist.
 
+import { chmodSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Pinned, spawnPinned } from './processes.ts';
+
 /** Bodies up to this size are inlined in `return 200 "..."`; nginx caps a config token at 4 KB. */
 export const maxInlineBody = 3072;
 
@@ -93,4 +97,36 @@ ${httpCommon(prefix)}
   }
 }
 `;
+}
+
+/**
+ * The backend every proxy bench shares: nginx (one worker) pinned to `cpu`, serving each size at
+ * bodyPath(size) from `<dir>/backend`. Returns the process and its error log (for readiness
+ * messages); the caller waits until it answers.
+ */
+export function spawnBackendNginx(
+  dir: string,
+  cpu: string,
+  nginx: string,
+  port: number,
+  sizes: readonly number[],
+): { readonly backend: Pinned; readonly errorLog: string } {
+  const backendDir = join(dir, 'backend');
+  mkdirSync(join(backendDir, 'html'), { recursive: true });
+  chmodSync(backendDir, 0o755);
+  chmodSync(join(backendDir, 'html'), 0o755);
+  for (const size of sizes) {
+    if (size > maxInlineBody)
+      writeFileSync(join(backendDir, 'html', bodyFileName(size)), bodyOf(size), { mode: 0o644 });
+  }
+  writeFileSync(join(backendDir, 'nginx.conf'), backendNginxConfig(backendDir, port, sizes));
+  const errorLog = join(backendDir, 'error.log');
+  const backend = spawnPinned(
+    'backend nginx',
+    cpu,
+    nginx,
+    ['-p', backendDir, '-c', join(backendDir, 'nginx.conf'), '-e', errorLog],
+    { stdout: 'ignore', stderr: openSync(join(backendDir, 'stderr.log'), 'w') },
+  );
+  return { backend, errorLog };
 }
