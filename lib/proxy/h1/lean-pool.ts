@@ -13,39 +13,7 @@
 import net, { type LookupFunction, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
-interface ParserBinding {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | ParseError;
-  finish(): number | ParseError | undefined;
-  close(): void;
-  consume(handle: object): void;
-  unconsume(): void;
-  [k: number]: unknown;
-}
-interface ParserClass {
-  new (): ParserBinding;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-}
-
-/** The libuv stream behind a net.Socket (`socket._handle`), as node:http's server drives it. */
-interface StreamHandle {
-  readonly isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading?: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-interface ParseError extends Error {
-  code?: string;
-}
-
-// Node's own HTTP parser (llhttp), as `node:http`'s client uses it (see lean-server.ts).
-const { HTTPParser } = process.getBuiltinModule('_http_common') as unknown as { HTTPParser: ParserClass };
+import { HTTPParser, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
 /** The request as Exchange hands it over (undici's DispatchOptions subset). */
 export interface UpstreamRequest {

@@ -22,46 +22,7 @@ import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
 import { recycleChunk } from './lean-pool.ts';
 
-interface ParserBinding {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | ParseError;
-  finish(): number | ParseError | undefined;
-  close(): void;
-  consume(handle: object): void;
-  unconsume(): void;
-  getCurrentBuffer(): Buffer;
-  [k: number]: unknown;
-}
-interface ParserClass {
-  new (): ParserBinding;
-  readonly REQUEST: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-}
-interface ParseError extends Error {
-  code?: string;
-  bytesParsed?: number;
-}
-
-// Node's own HTTP parser (llhttp), as `node:http` uses it. Not a public API, but present and
-// stable across Node 18-24; `cairn` pins Node 24. getBuiltinModule works the same from ESM, the
-// compiled dist/ and the bundled single executable.
-/** The libuv stream behind a net.Socket (`socket._handle`), as node:http drives it. */
-interface StreamHandle {
-  readonly isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading?: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
-const { HTTPParser, methods } = process.getBuiltinModule('_http_common') as unknown as {
-  HTTPParser: ParserClass;
-  methods: string[];
-};
+import { HTTPParser, methods, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
 export interface LeanServerOptions {
   /** Time a client has to send a request's headers, from its first byte (slowloris). */
