@@ -11,48 +11,22 @@
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { request } from 'undici';
-import { loadConfig } from '../../lib/config/index.ts';
-import { silentLogger } from '../../lib/logging.ts';
-import { CairnServer } from '../../lib/server.ts';
-import { registryYaml } from './helpers/cairn.ts';
+import { type Cairn, startCairn } from './helpers/cairn.ts';
 import { type Echo, type Upstream, closeAll, startUpstream } from './helpers/upstream.ts';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 interface Started {
-  server: CairnServer;
-  port: number;
-  log: string[];
-  dir: string;
+  readonly cairn: Cairn;
+  readonly port: number;
+  /** Access-log lines (JSON). */
+  readonly log: string[];
 }
 
 async function start(upstream: number, args: string[]): Promise<Started> {
-  const dir = await mkdtemp(join(tmpdir(), 'cairn-tp-'));
-  const file = join(dir, 'routes.yaml');
   const routes = [
     `route add echo /open http://127.0.0.1:${upstream}/`,
     `route add echo /deny-doc http://127.0.0.1:${upstream}/ opts "deny=ip:192.0.2.0/24"`,
     `route add echo /allow-local http://127.0.0.1:${upstream}/ opts "allow=ip:127.0.0.0/8"`,
   ].join('\n');
-  await writeFile(file, registryYaml({ routes }));
-  const loaded = loadConfig(
-    [
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-      '--registry',
-      `file:${file}`,
-      '--client-ip-header',
-      'X-Client-Ip',
-      '--access-log',
-      'json',
-      ...args,
-    ],
-    {},
-  );
-  if (loaded.kind !== 'config') throw new Error(`bad config: ${JSON.stringify(loaded)}`);
   const out = new PassThrough();
   const log: string[] = [];
   out.on('data', (c: Buffer) =>
@@ -63,13 +37,11 @@ async function start(upstream: number, args: string[]): Promise<Started> {
         .filter((l) => l !== ''),
     ),
   );
-  const server = new CairnServer(loaded.config, { logger: silentLogger(), accessLogOut: out });
-  await server.start();
-  const t0 = Date.now();
-  while (server.controller.current.table.routes.length < 3 && Date.now() - t0 < 5000) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { server, port: server.addresses()[0]?.port ?? 0, log, dir };
+  const cairn = await startCairn(
+    { routes },
+    { args: ['--client-ip-header', 'X-Client-Ip', '--access-log', 'json', ...args], accessLogOut: out },
+  );
+  return { cairn, port: cairn.port, log };
 }
 
 async function get(
@@ -95,8 +67,7 @@ for (const engine of ['lean', 'node']) {
       await closeAll([up]);
     });
     afterEach(async () => {
-      await c?.server.stop(0);
-      if (c !== undefined) await rm(c.dir, { recursive: true, force: true });
+      await c?.cairn.stop(0);
       c = undefined;
     });
 

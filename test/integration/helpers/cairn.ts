@@ -36,6 +36,8 @@ export interface RegistryContent {
 export interface CairnOptions {
   /** Extra command-line arguments (e.g. `--noroute-status 410`, `--response-timeout 300ms`). */
   readonly args?: readonly string[];
+  /** Where the access log goes (with `--access-log`); default stdout. */
+  readonly accessLogOut?: NodeJS.WritableStream;
 }
 
 export interface Response {
@@ -98,7 +100,10 @@ export async function startCairn(content: RegistryContent, opts: CairnOptions = 
   if (loaded.kind !== 'config') {
     throw new Error(`bad test config: ${loaded.kind === 'error' ? loaded.error.message : loaded.kind}`);
   }
-  const server = new CairnServer(loaded.config, { logger: silentLogger() });
+  const server = new CairnServer(loaded.config, {
+    logger: silentLogger(),
+    ...(opts.accessLogOut !== undefined ? { accessLogOut: opts.accessLogOut } : {}),
+  });
   await server.start();
   const port = server.addresses()[0]?.port ?? 0;
   const origin = `http://127.0.0.1:${port}`;
