@@ -41,7 +41,6 @@ describe('consul registry (real agent): routing follows the catalog', function (
 
   it('routes a service tagged urlprefix- once its HTTP check passes, and stops when it is deregistered', async () => {
     expect((await cairn.get('/web')).status).to.equal(404);
-    const t0 = Date.now();
     await api.register({
       ID: 'web-a',
       Name: 'web',
@@ -49,14 +48,22 @@ describe('consul registry (real agent): routing follows the catalog', function (
       ...at(a.port),
       Check: { HTTP: `${a.origin}/health`, Interval: '500ms' },
     });
+    // The agent runs the first HTTP check after a random stagger of up to one interval, and on
+    // a loaded CI box later still: that part is Consul's. What Cairn adds on top of the check
+    // passing in the catalog is what this test bounds.
+    await eventually(
+      () => api.checks('web'),
+      (cs) => cs.some((c) => c.Status === 'passing'),
+      'the HTTP check passing in Consul',
+      10_000,
+    );
     const routed = await eventually(
       () => cairn.get('/web'),
       (r) => r.status === 200,
       'web routed',
     );
     expect(routed.value.upstream).to.equal('a');
-    // The agent runs the first HTTP check within one interval; Cairn adds little on top.
-    expect(Date.now() - t0).to.be.below(3_000);
+    expect(routed.ms).to.be.below(1_500);
     const seen = await cairn.status();
     expect(seen.registries.find((r) => r.name.startsWith('consul:'))?.state).to.equal('up');
 
@@ -200,7 +207,9 @@ describe('consul registry (real agent): routing follows the catalog', function (
       (t) => t.a === 4 && t.b === 4,
       'weights 1:1',
     );
-    expect(Date.now() - t0).to.be.below(2_000);
+    // The sweep runs at least every second, and less often while sweeps are slow (five times
+    // the last one): on a loaded CI box that is up to ~1.5 s, plus the sweep itself.
+    expect(Date.now() - t0).to.be.below(3_000);
   });
 
   it('tag changes move the route', async () => {
