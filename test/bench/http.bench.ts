@@ -46,6 +46,7 @@ import {
   waitForHttp,
 } from './lib/processes.ts';
 import { belowTarget, fixed, flagValue, int, markdownTable, median, ms } from './lib/report.ts';
+import { shippedCairn } from './lib/shipped.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
 
 const argv = process.argv.slice(2);
@@ -353,7 +354,7 @@ function startCairn(
   );
   const stderrFile = join(prefix, 'stderr.log');
   const args = [
-    join(repoRoot, 'lib/cli/main.ts'),
+    shippedCairn(repoRoot),
     '--listen',
     `127.0.0.1:${port}`,
     '--admin',

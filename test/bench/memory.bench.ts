@@ -4,8 +4,8 @@
 //   node test/bench/memory.bench.ts [--quick] [--duration S] [--minutes M] [--routes N] [--workers N]
 //
 // One nginx backend (100-byte responses) and wrk (-t1 -c64, a Lua script that spreads the
-// requests over all routes by Host header) on CPU 0; Cairn on CPU 1 with `--routes` services
-// (default 10,000), each one instance of the backend tagged `urlprefix-svc-<i>.bench/`, so the
+// requests over all routes by Host header) on CPU 0; Cairn (the shipped dist/ build) on CPU 1
+// with `--routes` services (default 10,000), each one instance of the backend tagged `urlprefix-svc-<i>.bench/`, so the
 // table holds that many routes and targets. After the table is live and a discarded 2 s warm-up,
 // the load runs for `--duration` seconds (default 60; `--quick` 20) or `--minutes` minutes (a
 // soak; the report then also has one row per minute). Every process of Cairn's tree is sampled
@@ -35,6 +35,7 @@ import {
   waitForHttp,
 } from './lib/processes.ts';
 import { belowTarget, fixed, flagValue, int, markdownTable, ms } from './lib/report.ts';
+import { shippedCairn } from './lib/shipped.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
 
 const argv = process.argv.slice(2);
@@ -247,7 +248,7 @@ async function main(): Promise<number> {
       proxyCpu,
       process.execPath,
       [
-        join(repoRoot, 'lib/cli/main.ts'),
+        shippedCairn(repoRoot),
         '--listen',
         `127.0.0.1:${cairnPort}`,
         '--admin',

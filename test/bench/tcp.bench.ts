@@ -34,6 +34,7 @@ import {
   waitForHttp,
 } from './lib/processes.ts';
 import { belowTarget, fixed, flagValue, int, markdownTable, median, ms } from './lib/report.ts';
+import { shippedCairn } from './lib/shipped.ts';
 import { parseWrkOutput, type WrkResult } from './lib/wrk.ts';
 
 const argv = process.argv.slice(2);
@@ -239,7 +240,7 @@ async function main(): Promise<number> {
         // CAIRN_NODE_ARGS: extra Node flags for the Cairn process only (e.g. `--cpu-prof
         // --cpu-prof-dir=/tmp/prof` to profile it under the bench's load).
         ...(process.env['CAIRN_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== ''),
-        join(repoRoot, 'lib/cli/main.ts'),
+        shippedCairn(repoRoot),
         '--listen',
         `127.0.0.1:${cairnPort};proto=tcp`,
         '--admin',
