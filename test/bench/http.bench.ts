@@ -1,10 +1,14 @@
 // HTTP proxy benchmark, the method of /work/shared/BENCH.md (see test/bench/README.md):
 //   node test/bench/http.bench.ts [--quick] [--sizes 100,2048,65536] [--duration S] [--reps N]
 //     [--compare-undici] [--compare-workers] [--cairn-node-options '--max-semi-space-size=32']
+//     [--compare-node-args '--single-threaded-gc;--max-semi-space-size=16'] [--core]
 //
 // --compare-undici adds `cairn --upstream-engine undici` (the previous upstream client) to the
 // turns; --compare-workers adds `cairn --workers 2` with all its processes on the proxy CPU; --cairn-node-options sets NODE_OPTIONS for every Cairn process (V8 experiments only: the
-// headline figures are the shipped CLI's defaults).
+// headline figures are the shipped CLI's defaults). --compare-node-args adds one `cairn` row per
+// `;`-separated entry, that entry's space-separated Node/V8 flags on its command line (V8 flag
+// experiments side by side, in one run; most V8 flags are refused in NODE_OPTIONS). --core runs only nginx and the `cairn` rows (no HAProxy, JSON log or metrics-off
+// rows): quicker experiments, not the published table.
 //
 // One nginx backend on CPU 0; nginx, HAProxy, Cairn and Cairn with a JSON access log as proxies
 // on CPU 1 (each the whole process tree, via taskset); wrk on CPU 0. For every body size the
@@ -57,6 +61,11 @@ const reps = Number(flagValue(argv, 'reps') ?? (quick ? 1 : 2));
 const compareUndici = argv.includes('--compare-undici');
 const compareWorkers = argv.includes('--compare-workers');
 const cairnNodeOptions = flagValue(argv, 'cairn-node-options');
+const compareNodeArgs = (flagValue(argv, 'compare-node-args') ?? '')
+  .split(';')
+  .map((o) => o.trim())
+  .filter((o) => o !== '');
+const core = argv.includes('--core');
 const warmupSeconds = 2;
 const connections = 64;
 
@@ -178,17 +187,26 @@ async function main(): Promise<number> {
 
     const proxies: Proxy[] = [
       startNginxProxy(dir, nginxPort, backendPort, proxyCpu),
-      startHaproxy(dir, haproxyPort, backendPort, proxyCpu),
+      ...(core ? [] : [startHaproxy(dir, haproxyPort, backendPort, proxyCpu)]),
       startCairn(dir, 'cairn', cairnPort, cairnAdmin, backendPort, proxyCpu, []),
-      startCairn(dir, 'cairn --access-log json', cairnLogPort, cairnLogAdmin, backendPort, proxyCpu, [
-        '--access-log',
-        'json',
-      ]),
-      // The cost of per-request metrics and live UI stats: `cairn` above records them (the default).
-      startCairn(dir, noMetrics, cairnNoMetricsPort, cairnNoMetricsAdmin, backendPort, proxyCpu, [
-        '--metrics=false',
-      ]),
     ];
+    if (!core) {
+      proxies.push(
+        startCairn(dir, 'cairn --access-log json', cairnLogPort, cairnLogAdmin, backendPort, proxyCpu, [
+          '--access-log',
+          'json',
+        ]),
+        // The cost of per-request metrics and live UI stats: `cairn` above records them (the default).
+        startCairn(dir, noMetrics, cairnNoMetricsPort, cairnNoMetricsAdmin, backendPort, proxyCpu, [
+          '--metrics=false',
+        ]),
+      );
+    }
+    for (const nodeArgs of compareNodeArgs) {
+      const [port, admin] = [await freePort(), await freePort()];
+      const args = nodeArgs.split(' ').filter((a) => a !== '');
+      proxies.push(startCairn(dir, `cairn ${nodeArgs}`, port, admin, backendPort, proxyCpu, [], 1, args));
+    }
     if (compareUndici) {
       proxies.push(
         startCairn(
@@ -272,7 +290,7 @@ async function main(): Promise<number> {
           size,
           runs.filter((r) => r.size === size),
           proxies,
-        )}\n\n${metricsCost(runs.filter((r) => r.size === size))}`,
+        )}${core ? '' : `\n\n${metricsCost(runs.filter((r) => r.size === size))}`}`,
       );
     console.log(`\n### All runs (in the order they ran)\n\n${runsTable(runs)}`);
     console.log(`\n${cairnStderrReport(proxies, runs)}`);
@@ -338,6 +356,7 @@ function startCairn(
   cpu: string,
   extra: readonly string[],
   workers = 1,
+  nodeArgs: readonly string[] = [],
 ): Proxy {
   const prefix = join(dir, `cairn-${port}`);
   mkdirSync(prefix, { recursive: true });
@@ -354,6 +373,7 @@ function startCairn(
   );
   const stderrFile = join(prefix, 'stderr.log');
   const args = [
+    ...nodeArgs,
     shippedCairn(repoRoot),
     '--listen',
     `127.0.0.1:${port}`,
