@@ -104,6 +104,11 @@ export interface CollectedInputs {
 
 const noProblems: readonly Problem[] = Object.freeze([]);
 const noAdds: readonly AddTarget[] = Object.freeze([]);
+/** Shared by every command without tags / options (nearly all): one object, not 10,000. */
+const noTags: readonly string[] = Object.freeze([]);
+const noRawOpts: Readonly<Record<string, string>> = Object.freeze({});
+/** The options of commands that set nothing but the protocol, one frozen object per protocol. */
+const protoOnlyOptions = new Map<string, RouteOptions>();
 
 /**
  * The products of the previous build, by service. `collect()` returns the products of a new
@@ -292,7 +297,8 @@ export class TableInputs {
       excluded: undefined,
       tagProblems: r.problems.length === 0 ? noProblems : r.problems,
       addProblems: addProblems ?? noProblems,
-      adds,
+      // Kept while the instance is unchanged: exact-size (a pushed list has 17 slots).
+      adds: adds.length === 0 ? noAdds : adds.slice(),
     };
   }
 }
@@ -382,7 +388,7 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   const { hostKey, path } = splitSrc(c.src, tcp);
   // Command arrays and option maps are created by the parsers for this command alone: freeze
   // them in place rather than copying (14,000 targets per big table).
-  const tags = Object.freeze(c.tags as string[]);
+  const tags = c.tags.length === 0 ? noTags : Object.freeze(c.tags as string[]);
   const add: AddTarget = {
     service: c.service,
     dst: c.dst,
@@ -390,16 +396,33 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
     tags,
     fixedWeight: c.weight > 0 ? c.weight : 0,
     instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
-    opts: Object.freeze(parsed.opts),
-    rawOpts: Object.freeze(c.opts as Record<string, string>),
+    opts: shareOptions(parsed.opts),
+    rawOpts: hasKeys(c.opts) ? Object.freeze(c.opts as Record<string, string>) : noRawOpts,
     instanceId: c.instanceId,
-    key: `${c.service}|${c.dst}|${tags.join(',')}`,
+    // join() makes one flat string; a template literal makes a tree of three cons strings.
+    key: [c.service, c.dst, tags.join(',')].join('|'),
     tcp,
     hostKey,
     path,
     made: undefined,
   };
   return { cmd: c, problems: problems.length === 0 ? noProblems : problems, add };
+}
+
+function hasKeys(o: Readonly<Record<string, string>>): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+/** Frozen options; those that set only the protocol are one shared object per protocol. */
+function shareOptions(o: RouteOptions): RouteOptions {
+  for (const k in o) if (k !== 'proto') return Object.freeze(o);
+  let shared = protoOnlyOptions.get(o.proto);
+  if (shared === undefined) {
+    shared = Object.freeze(o);
+    protoOnlyOptions.set(o.proto, shared);
+  }
+  return shared;
 }
 
 /** A problem of a route command (`tag` when it came from an instance, else `manual`). */
