@@ -24,29 +24,69 @@ import type {
   TargetUrl,
 } from './types.ts';
 
-/** A `route add` that passed its checks: everything the table needs to place the target. */
-export interface AddTarget {
-  readonly service: string;
-  readonly dst: string;
-  readonly url: TargetUrl;
-  readonly tags: readonly string[];
+/**
+ * A `route add` that passed its checks: everything the table needs to place the target. Its
+ * target fields (service, dst, url, ...) are read from `made`, so a table of 10,000 one-target
+ * routes keeps them once, not twice (issue #9's memory bar).
+ */
+export class AddTarget {
+  /**
+   * The RouteTarget the last build made from this command, reused while its weights stay the
+   * same (the one mutable slot: a cache, invisible in any table's data). Made with the command,
+   * as a route with no other target has it (share 1, weight 1).
+   */
+  made: RouteTarget;
   /** The command's fixed weight (a `route weight` may override it in one build). */
   readonly fixedWeight: number;
-  readonly instanceWeight: number;
-  readonly opts: RouteOptions;
-  readonly rawOpts: Readonly<Record<string, string>>;
-  readonly instanceId: string | undefined;
-  /** `service|dst|tags`, RouteTarget.key. */
-  readonly key: string;
   readonly tcp: boolean;
   /** fabio's host key (lowercased) and path the command's src names. */
   readonly hostKey: string;
   readonly path: string;
-  /**
-   * The RouteTarget the last build made from this command, reused while its weights stay the
-   * same (the one mutable slot: a cache, invisible in any table's data).
-   */
-  made: RouteTarget | undefined;
+
+  constructor(made: RouteTarget, fixedWeight: number, tcp: boolean, hostKey: string, path: string) {
+    this.made = made;
+    this.fixedWeight = fixedWeight;
+    this.tcp = tcp;
+    this.hostKey = hostKey;
+    this.path = path;
+  }
+
+  get service(): string {
+    return this.made.service;
+  }
+
+  get dst(): string {
+    return this.made.dst;
+  }
+
+  get url(): TargetUrl {
+    return this.made.url;
+  }
+
+  get tags(): readonly string[] {
+    return this.made.tags;
+  }
+
+  get instanceWeight(): number {
+    return this.made.instanceWeight;
+  }
+
+  get opts(): RouteOptions {
+    return this.made.opts;
+  }
+
+  get rawOpts(): Readonly<Record<string, string>> {
+    return this.made.rawOpts;
+  }
+
+  get instanceId(): string | undefined {
+    return this.made.instanceId;
+  }
+
+  /** `service|dst|tags`, RouteTarget.key. */
+  get key(): string {
+    return this.made.key;
+  }
 }
 
 /** A parsed route command with what applying it reports. */
@@ -389,23 +429,23 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   // Command arrays and option maps are created by the parsers for this command alone: freeze
   // them in place rather than copying (14,000 targets per big table).
   const tags = c.tags.length === 0 ? noTags : Object.freeze(c.tags as string[]);
-  const add: AddTarget = {
+  const fixedWeight = c.weight > 0 ? c.weight : 0;
+  const made: RouteTarget = Object.freeze({
+    // join() makes one flat string; a template literal makes a tree of three cons strings.
+    key: [c.service, c.dst, tags.join(',')].join('|'),
     service: c.service,
     dst: c.dst,
     url: Object.freeze(url),
     tags,
-    fixedWeight: c.weight > 0 ? c.weight : 0,
+    fixedWeight,
     instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
+    share: 1,
+    weight: 1,
     opts: shareOptions(parsed.opts),
     rawOpts: hasKeys(c.opts) ? Object.freeze(c.opts as Record<string, string>) : noRawOpts,
-    instanceId: c.instanceId,
-    // join() makes one flat string; a template literal makes a tree of three cons strings.
-    key: [c.service, c.dst, tags.join(',')].join('|'),
-    tcp,
-    hostKey,
-    path,
-    made: undefined,
-  };
+    ...(c.instanceId !== undefined ? { instanceId: c.instanceId } : {}),
+  });
+  const add = new AddTarget(made, fixedWeight, tcp, hostKey, path);
   return { cmd: c, problems: problems.length === 0 ? noProblems : problems, add };
 }
 

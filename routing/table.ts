@@ -702,13 +702,7 @@ function freezeRoute(r: WorkRoute): Route {
 /** The command's target with these weights: the one the last build made when they are equal. */
 function makeTarget(a: AddTarget, fixedWeight: number, share: number, weight: number): RouteTarget {
   const made = a.made;
-  if (
-    made !== undefined &&
-    made.share === share &&
-    made.weight === weight &&
-    made.fixedWeight === fixedWeight
-  )
-    return made;
+  if (made.share === share && made.weight === weight && made.fixedWeight === fixedWeight) return made;
   const target: RouteTarget = Object.freeze({
     key: a.key,
     service: a.service,
