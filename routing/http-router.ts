@@ -98,22 +98,18 @@ class HostRoutes {
   /** Position of the pattern in the most-specific-first order; the host-less entry is last. */
   readonly rank: number;
   readonly routes: Route[];
-  /** Each route's matcher; undefined when all use `defaultMatcher`. */
-  private readonly matchers: PathMatcher[] | undefined;
-  private readonly defaultMatcher: PathMatcher;
+  /** Each route's matcher, or the one they all use (nearly always). */
+  private readonly matchers: PathMatcher | PathMatcher[];
   /** Each route's redirect; undefined when no route redirects. */
   readonly redirects: (RedirectInfo | undefined)[] | undefined;
   /** The path of the host's only route, when that is all there is and it is prefix-matched. */
   private readonly onlyPrefix: string | undefined;
-  private readonly prefix: PathTrie | undefined;
-  private readonly iprefix: PathTrie | undefined;
-  private readonly segment: PathTrie | undefined;
-  private readonly glob: GlobIndex | undefined;
+  /** The indexes of every other host. */
+  private readonly paths: PathIndexes | undefined;
 
   constructor(pattern: string, rank: number, hostRoutes: Route[], defaultMatcher: PathMatcher) {
     this.pattern = pattern;
     this.rank = rank;
-    this.defaultMatcher = defaultMatcher;
     // Stable sort: should two routes share a path, the one earlier in the table stays first.
     // A copy is exact-size (kept for the table's lifetime); a one-route list is exact already.
     const routes =
@@ -134,17 +130,14 @@ class HostRoutes {
         redirects = new Array<RedirectInfo | undefined>(routes.length).fill(undefined);
       if (redirects !== undefined) redirects[k] = redirect;
     }
-    this.matchers = matchers;
+    this.matchers = matchers ?? defaultMatcher;
     this.redirects = redirects;
 
     const only = routes.length === 1 ? (routes[0] as Route) : undefined;
     if (only !== undefined && this.matcherAt(0) === 'prefix') {
       // One prefix-matched path: a startsWith answers what a one-key trie would.
       this.onlyPrefix = httpPath(only);
-      this.prefix = undefined;
-      this.iprefix = undefined;
-      this.segment = undefined;
-      this.glob = undefined;
+      this.paths = undefined;
       return;
     }
     this.onlyPrefix = undefined;
@@ -186,33 +179,45 @@ class HostRoutes {
           prefix.insert(path, rank);
       }
     }
-    this.prefix = prefix?.finish();
-    this.iprefix = iprefix?.finish();
-    this.segment = segment?.finish();
     glob?.trie.finish();
-    this.glob = glob;
+    this.paths = {
+      prefix: prefix?.finish(),
+      iprefix: iprefix?.finish(),
+      segment: segment?.finish(),
+      glob,
+    };
   }
 
   /** The path matcher of `routes[k]`. */
   matcherAt(k: number): PathMatcher {
-    return this.matchers === undefined ? this.defaultMatcher : (this.matchers[k] as PathMatcher);
+    const m = this.matchers;
+    return typeof m === 'string' ? m : (m[k] as PathMatcher);
   }
 
   /** Index (into `routes`) of the first route in fabio's order whose path matches, or -1. */
   firstMatch(path: string): number {
     const only = this.onlyPrefix;
     if (only !== undefined) return path.startsWith(only) ? 0 : -1;
+    const p = this.paths as PathIndexes;
     let best = -1;
-    if (this.prefix !== undefined) best = this.prefix.longestPrefix(path, false);
-    if (this.iprefix !== undefined) {
-      let r = this.iprefix.longestPrefix(path, true);
-      if (r === needsLowerCase) r = this.iprefix.longestPrefix(path.toLowerCase(), false);
+    if (p.prefix !== undefined) best = p.prefix.longestPrefix(path, false);
+    if (p.iprefix !== undefined) {
+      let r = p.iprefix.longestPrefix(path, true);
+      if (r === needsLowerCase) r = p.iprefix.longestPrefix(path.toLowerCase(), false);
       best = lowestRank(best, r);
     }
-    if (this.segment !== undefined) best = lowestRank(best, this.segment.longestSegment(path));
-    if (this.glob !== undefined) best = firstGlobMatch(this.glob, path, best);
+    if (p.segment !== undefined) best = lowestRank(best, p.segment.longestSegment(path));
+    if (p.glob !== undefined) best = firstGlobMatch(p.glob, path, best);
     return best;
   }
+}
+
+/** A host's path indexes, one per matcher its routes use. */
+interface PathIndexes {
+  readonly prefix: PathTrie | undefined;
+  readonly iprefix: PathTrie | undefined;
+  readonly segment: PathTrie | undefined;
+  readonly glob: GlobIndex | undefined;
 }
 
 function firstGlobMatch(g: GlobIndex, path: string, best: number): number {

@@ -42,6 +42,8 @@ export class AddTarget {
   /** fabio's host key (lowercased) and path the command's src names. */
   readonly hostKey: string;
   readonly path: string;
+  /** `alone()`, once asked for. */
+  private list: readonly AddTarget[] | undefined;
 
   constructor(made: RouteTarget, fixedWeight: number, tcp: boolean, hostKey: string, path: string) {
     this.made = made;
@@ -49,6 +51,15 @@ export class AddTarget {
     this.tcp = tcp;
     this.hostKey = hostKey;
     this.path = path;
+    this.list = undefined;
+  }
+
+  /**
+   * A frozen list of this add alone. Nearly every instance has one add and nearly every route
+   * one target: the instance's product and the route then keep this one list, not one each.
+   */
+  alone(): readonly AddTarget[] {
+    return (this.list ??= Object.freeze([this]));
   }
 
   get service(): string {
@@ -338,7 +349,7 @@ export class TableInputs {
       tagProblems: r.problems.length === 0 ? noProblems : r.problems,
       addProblems: addProblems ?? noProblems,
       // Kept while the instance is unchanged: exact-size (a pushed list has 17 slots).
-      adds: adds.length === 0 ? noAdds : adds.slice(),
+      adds: exactAdds(adds),
     };
   }
 }
@@ -447,6 +458,13 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   });
   const add = new AddTarget(made, fixedWeight, tcp, hostKey, path);
   return { cmd: c, problems: problems.length === 0 ? noProblems : problems, add };
+}
+
+/** `adds` exact-size (a pushed list has 17 slots), to be kept: shared lists where they can be. */
+export function exactAdds(adds: readonly AddTarget[]): readonly AddTarget[] {
+  if (adds.length === 0) return noAdds;
+  if (adds.length === 1) return (adds[0] as AddTarget).alone();
+  return adds.slice();
 }
 
 function hasKeys(o: Readonly<Record<string, string>>): boolean {

@@ -15,6 +15,7 @@ import {
   type AddTarget,
   type CollectedInputs,
   commandProblem,
+  exactAdds,
   isTcpProto,
   type ManualProduct,
   type PreparedCommand,
@@ -193,7 +194,7 @@ export class IncrementalTableBuilder {
         continue;
       }
       // Kept until the next change of the route: exact-size (finding 1 of issue #9's memory bar).
-      const raw = merged.slice();
+      const raw = exactAdds(merged);
       const work: WorkRoute = {
         hostKey: r.hostKey,
         path: r.path,
@@ -303,7 +304,7 @@ function isTwin(t: AddTarget, tFixedWeight: number, a: AddTarget): boolean {
 }
 
 /** fabio de-duplicates identical targets: the first stays. `raw` itself when none is a duplicate. */
-function dedupe(raw: AddTarget[]): AddTarget[] {
+function dedupe(raw: readonly AddTarget[]): readonly AddTarget[] {
   let kept: AddTarget[] | undefined;
   const index: TwinIndex | undefined = raw.length > twinScanLimit ? { of: raw, byDst: new Map() } : undefined;
   for (let i = 0; i < raw.length; i++) {
@@ -314,7 +315,7 @@ function dedupe(raw: AddTarget[]): AddTarget[] {
     const n = index === undefined ? end : (candidates?.length ?? 0);
     let twin = false;
     for (let j = 0; j < n && !twin; j++) {
-      const t = (candidates as AddTarget[])[j] as AddTarget;
+      const t = (candidates as readonly AddTarget[])[j] as AddTarget;
       twin = isTwin(t, t.fixedWeight, a);
     }
     if (twin) {
@@ -324,7 +325,7 @@ function dedupe(raw: AddTarget[]): AddTarget[] {
     if (kept !== undefined) kept.push(a);
     if (index !== undefined) indexTwin(index, a);
   }
-  return kept === undefined ? raw : kept.slice();
+  return kept === undefined ? raw : exactAdds(kept);
 }
 
 /** fabio's config order: hosts descending with the host-less routes last, paths descending. */
@@ -404,13 +405,17 @@ interface WorkRoute {
   readonly hostKey: string;
   readonly path: string;
   tcp: boolean;
-  /** Every `route add` for this route in command order, before de-duplication. */
-  raw: AddTarget[];
+  /**
+   * Every `route add` for this route in command order, before de-duplication. Grown by push
+   * only while a full build places its adds (its routes are its own, made by `newRoute`);
+   * `finish()` makes it exact-size, often the add's shared `alone()` list.
+   */
+  raw: readonly AddTarget[];
   /**
    * The de-duplicated adds in order: the `raw` array itself while none was a duplicate or
    * deleted (nearly always), so a route keeps one list rather than two.
    */
-  targets: AddTarget[];
+  targets: readonly AddTarget[];
   /** Fixed weights set by `route weight` in this build; undefined while there is none. */
   weights: Map<AddTarget, number> | undefined;
   /** The frozen route, once finish() made (or reused) it. */
@@ -536,14 +541,15 @@ class TableBuilder {
   place(a: AddTarget): void {
     const route = this.hosts.get(a.hostKey, a.path) ?? newRoute(this.hosts, a);
     const shared = route.targets === route.raw;
+    // Before finish() the route's lists are this build's own, growable arrays (see WorkRoute).
     if (this.hasTwin(route, a)) {
       // fabio de-duplicates identical targets: from now on the route keeps two lists.
       if (shared) route.targets = route.raw.slice();
-      route.raw.push(a);
+      (route.raw as AddTarget[]).push(a);
       return;
     }
-    route.raw.push(a);
-    if (!shared) route.targets.push(a);
+    (route.raw as AddTarget[]).push(a);
+    if (!shared) (route.targets as AddTarget[]).push(a);
     const index = this.twins.get(route);
     if (index !== undefined && index.of === route.targets) indexTwin(index, a);
   }
@@ -629,8 +635,8 @@ class TableBuilder {
       if (routes.length > 1) routes.sort((a, b) => descending(a.path, b.path));
       for (const r of routes) {
         // Kept by the next build: exact-size lists (finding 1 of issue #9's memory bar).
-        const raw = r.raw.slice();
-        r.targets = r.targets === r.raw ? raw : r.targets.slice();
+        const raw = exactAdds(r.raw);
+        r.targets = r.targets === r.raw ? raw : exactAdds(r.targets);
         r.raw = raw;
         const old = this.previous?.get(hostKey, r.path);
         r.frozen = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
