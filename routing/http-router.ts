@@ -97,7 +97,8 @@ class HostRoutes {
   readonly pattern: string;
   /** Position of the pattern in the most-specific-first order; the host-less entry is last. */
   readonly rank: number;
-  readonly routes: Route[];
+  /** The routes in fabio's order; the route itself when it is the host's only one (most hosts). */
+  private readonly routes: Route | Route[];
   /** Each route's matcher, or the one they all use (nearly always). */
   private readonly matchers: PathMatcher | PathMatcher[];
   /** Each route's redirect; undefined when no route redirects. */
@@ -116,7 +117,7 @@ class HostRoutes {
       hostRoutes.length > 1
         ? hostRoutes.slice().sort((a, b) => compareRoutePathsDescending(httpPath(a), httpPath(b)))
         : hostRoutes;
-    this.routes = routes;
+    this.routes = routes.length === 1 ? (routes[0] as Route) : routes;
     let matchers: PathMatcher[] | undefined;
     let redirects: (RedirectInfo | undefined)[] | undefined;
     for (let k = 0; k < routes.length; k++) {
@@ -188,13 +189,25 @@ class HostRoutes {
     };
   }
 
-  /** The path matcher of `routes[k]`. */
+  /** How many routes the host has. */
+  get size(): number {
+    const r = this.routes;
+    return Array.isArray(r) ? r.length : 1;
+  }
+
+  /** The k-th route in fabio's order (k < size). */
+  routeAt(k: number): Route {
+    const r = this.routes;
+    return Array.isArray(r) ? (r[k] as Route) : r;
+  }
+
+  /** The path matcher of `routeAt(k)`. */
   matcherAt(k: number): PathMatcher {
     const m = this.matchers;
     return typeof m === 'string' ? m : (m[k] as PathMatcher);
   }
 
-  /** Index (into `routes`) of the first route in fabio's order whose path matches, or -1. */
+  /** Index (for `routeAt`) of the first route in fabio's order whose path matches, or -1. */
   firstMatch(path: string): number {
     const only = this.onlyPrefix;
     if (only !== undefined) return path.startsWith(only) ? 0 : -1;
@@ -373,7 +386,8 @@ class CompiledHttpRouter implements HttpRouter {
         continue;
       }
       const why = this.hostMismatch(entry.pattern, host, tls);
-      if (why !== undefined) for (const r of entry.routes) rejected.push({ src: r.src, reason: why });
+      if (why !== undefined)
+        for (let k = 0; k < entry.size; k++) rejected.push({ src: entry.routeAt(k).src, reason: why });
     }
     if (this.hostless !== undefined) tried.push(this.hostless);
 
@@ -381,8 +395,8 @@ class CompiledHttpRouter implements HttpRouter {
     let chosenHost = '';
     for (const entry of tried) {
       if (chosen !== undefined) {
-        for (let k = 0; k < entry.routes.length; k++) {
-          const r = entry.routes[k] as Route;
+        for (let k = 0; k < entry.size; k++) {
+          const r = entry.routeAt(k);
           const m = entry.matcherAt(k);
           const reason = pathMatches(m, httpPath(r), req.path)
             ? lessSpecificHost(entry.pattern, chosenHost)
@@ -392,8 +406,8 @@ class CompiledHttpRouter implements HttpRouter {
         continue;
       }
       let first: Route | undefined;
-      for (let k = 0; k < entry.routes.length; k++) {
-        const r = entry.routes[k] as Route;
+      for (let k = 0; k < entry.size; k++) {
+        const r = entry.routeAt(k);
         const m = entry.matcherAt(k);
         if (!pathMatches(m, httpPath(r), req.path)) {
           rejected.push({ src: r.src, reason: pathMismatch(req.path, m, httpPath(r)) });
@@ -450,7 +464,7 @@ class CompiledHttpRouter implements HttpRouter {
 function choose(entry: HostRoutes, req: HttpRequestInfo): Route | undefined {
   const k = entry.firstMatch(req.path);
   if (k < 0) return undefined;
-  const route = entry.routes[k] as Route;
+  const route = entry.routeAt(k);
   if (route.targets.length === 0) return undefined;
   const redirects = entry.redirects;
   if (redirects !== undefined) {
