@@ -339,7 +339,7 @@ export class TableInputs {
     const adds: AddTarget[] = [];
     let addProblems: Problem[] | undefined;
     for (const c of r.commands) {
-      const prepared = prepareCommand(c);
+      const prepared = prepareCommand(c, adds[adds.length - 1]);
       if (prepared.problems.length > 0) (addProblems ??= []).push(...prepared.problems);
       if (prepared.add !== undefined) adds.push(prepared.add);
     }
@@ -411,13 +411,17 @@ export function prepareManual(text: string): ManualProduct {
   return {
     text,
     problems: parsed.problems,
-    commands: parsed.commands.map(prepareCommand),
+    commands: parsed.commands.map((c) => prepareCommand(c)),
     additive: parsed.commands.every((c) => c.cmd === 'route add'),
   };
 }
 
-/** Checks and parses a `route add` once; `route del` / `route weight` act at build time. */
-export function prepareCommand(c: RouteCommand): PreparedCommand {
+/**
+ * Checks and parses a `route add` once; `route del` / `route weight` act at build time.
+ * `sibling`: the add made before it from the same instance; an instance's route tags mostly
+ * share one destination, and then its parsed URL, dst and key strings are shared too.
+ */
+export function prepareCommand(c: RouteCommand, sibling?: AddTarget): PreparedCommand {
   if (c.cmd !== 'route add') return { cmd: c, problems: noProblems, add: undefined };
   const rejected = (reason: string): PreparedCommand => ({
     cmd: c,
@@ -426,7 +430,8 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   });
   if (c.src === '') return rejected('route: prefix must not be empty');
   if (c.dst === '') return rejected('route: target must not be empty');
-  const url = parseTargetUrl(c.dst);
+  const same = sibling !== undefined && sibling.dst === c.dst ? sibling : undefined;
+  const url = same !== undefined ? same.url : parseTargetUrl(c.dst);
   if (typeof url === 'string') return rejected(url);
   const parsed = parseRouteOptions(c.opts, c.dst);
   const problems: Problem[] = [];
@@ -442,11 +447,14 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   const tags = c.tags.length === 0 ? noTags : Object.freeze(c.tags as string[]);
   const fixedWeight = c.weight > 0 ? c.weight : 0;
   const made: RouteTarget = Object.freeze({
-    // join() makes one flat string; a template literal makes a tree of three cons strings.
-    key: [c.service, c.dst, tags.join(',')].join('|'),
+    key:
+      same !== undefined && same.service === c.service && same.tags === tags
+        ? same.key
+        : // join() makes one flat string; a template literal makes a tree of three cons strings.
+          [c.service, c.dst, tags.join(',')].join('|'),
     service: c.service,
-    dst: c.dst,
-    url: Object.freeze(url),
+    dst: same !== undefined ? same.dst : c.dst,
+    url: same !== undefined ? url : Object.freeze(url),
     tags,
     fixedWeight,
     instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
