@@ -80,38 +80,77 @@ interface GlobEntry {
   readonly glob: GlobPattern;
 }
 
-/** The routes of one host pattern, in fabio's order, and the indexes that find the first match. */
+/** The glob-matched paths of one host pattern, indexed by their literal start. */
+interface GlobIndex {
+  readonly trie: PathTrie;
+  readonly buckets: GlobEntry[][];
+  /** Reused by every lookup (lookups are synchronous), so candidate collection allocates nothing. */
+  readonly scratch: number[];
+}
+
+/**
+ * The routes of one host pattern, in fabio's order, and the indexes that find the first match.
+ * A table has one per host, and most hosts have one prefix-matched route without a redirect:
+ * everything that case does not need is left undefined (issue #9's memory bar: 10,000 hosts).
+ */
 class HostRoutes {
   readonly pattern: string;
   /** Position of the pattern in the most-specific-first order; the host-less entry is last. */
   readonly rank: number;
-  readonly routes: Route[];
-  readonly matchers: PathMatcher[];
-  readonly redirects: (RedirectInfo | undefined)[];
-  private readonly prefix: PathTrie | undefined;
-  private readonly iprefix: PathTrie | undefined;
-  private readonly segment: PathTrie | undefined;
-  private readonly globTrie: PathTrie | undefined;
-  private readonly globBuckets: GlobEntry[][] = [];
-  /** Reused by every lookup (lookups are synchronous), so glob candidate collection allocates nothing. */
-  private readonly scratch: number[] = [];
+  /** The routes in fabio's order; the route itself when it is the host's only one (most hosts). */
+  private readonly routes: Route | Route[];
+  /** Each route's matcher, or the one they all use (nearly always). */
+  private readonly matchers: PathMatcher | PathMatcher[];
+  /** Each route's redirect; undefined when no route redirects. */
+  readonly redirects: (RedirectInfo | undefined)[] | undefined;
+  /** The path of the host's only route, when that is all there is and it is prefix-matched. */
+  private readonly onlyPrefix: string | undefined;
+  /** The indexes of every other host. */
+  private readonly paths: PathIndexes | undefined;
 
-  constructor(pattern: string, rank: number, routes: Route[], defaultMatcher: PathMatcher) {
+  constructor(pattern: string, rank: number, hostRoutes: Route[], defaultMatcher: PathMatcher) {
     this.pattern = pattern;
     this.rank = rank;
     // Stable sort: should two routes share a path, the one earlier in the table stays first.
-    this.routes = routes.slice().sort((a, b) => compareRoutePathsDescending(httpPath(a), httpPath(b)));
-    this.matchers = this.routes.map((r) => r.targets[0]?.opts.matcher ?? defaultMatcher);
-    this.redirects = this.routes.map(redirectInfo);
+    // A copy is exact-size (kept for the table's lifetime); a one-route list is exact already.
+    const routes =
+      hostRoutes.length > 1
+        ? hostRoutes.slice().sort((a, b) => compareRoutePathsDescending(httpPath(a), httpPath(b)))
+        : hostRoutes;
+    this.routes = routes.length === 1 ? (routes[0] as Route) : routes;
+    let matchers: PathMatcher[] | undefined;
+    let redirects: (RedirectInfo | undefined)[] | undefined;
+    for (let k = 0; k < routes.length; k++) {
+      const r = routes[k] as Route;
+      const m = r.targets[0]?.opts.matcher ?? defaultMatcher;
+      if (m !== defaultMatcher && matchers === undefined)
+        matchers = new Array<PathMatcher>(routes.length).fill(defaultMatcher);
+      if (matchers !== undefined) matchers[k] = m;
+      const redirect = redirectInfo(r);
+      if (redirect !== undefined && redirects === undefined)
+        redirects = new Array<RedirectInfo | undefined>(routes.length).fill(undefined);
+      if (redirects !== undefined) redirects[k] = redirect;
+    }
+    this.matchers = matchers ?? defaultMatcher;
+    this.redirects = redirects;
+
+    const only = routes.length === 1 ? (routes[0] as Route) : undefined;
+    if (only !== undefined && this.matcherAt(0) === 'prefix') {
+      // One prefix-matched path: a startsWith answers what a one-key trie would.
+      this.onlyPrefix = httpPath(only);
+      this.paths = undefined;
+      return;
+    }
+    this.onlyPrefix = undefined;
 
     let prefix: PathTrie | undefined;
     let iprefix: PathTrie | undefined;
     let segment: PathTrie | undefined;
-    let globTrie: PathTrie | undefined;
+    let glob: GlobIndex | undefined;
     const bucketOf = new Map<string, number>();
-    for (let rank = 0; rank < this.routes.length; rank++) {
-      const path = httpPath(this.routes[rank] as Route);
-      switch (this.matchers[rank]) {
+    for (let rank = 0; rank < routes.length; rank++) {
+      const path = httpPath(routes[rank] as Route);
+      switch (this.matcherAt(rank)) {
         case 'iprefix':
           iprefix ??= new PathTrie();
           iprefix.insert(path.toLowerCase(), rank);
@@ -123,17 +162,17 @@ class HostRoutes {
         case 'glob': {
           // Only patterns whose literal start is a prefix of the request path can match it, so
           // they are indexed by that literal start; a literal path is its own literal start.
-          globTrie ??= new PathTrie();
-          const glob = compileGlob(path);
-          let bucket = bucketOf.get(glob.literalPrefix);
+          glob ??= { trie: new PathTrie(), buckets: [], scratch: [] };
+          const compiled = compileGlob(path);
+          let bucket = bucketOf.get(compiled.literalPrefix);
           if (bucket === undefined) {
-            bucket = this.globBuckets.length;
-            bucketOf.set(glob.literalPrefix, bucket);
-            this.globBuckets.push([]);
-            globTrie.insert(glob.literalPrefix, bucket);
+            bucket = glob.buckets.length;
+            bucketOf.set(compiled.literalPrefix, bucket);
+            glob.buckets.push([]);
+            glob.trie.insert(compiled.literalPrefix, bucket);
           }
           // Ranks arrive in increasing order, so each bucket is sorted.
-          (this.globBuckets[bucket] as GlobEntry[]).push({ rank, glob });
+          (glob.buckets[bucket] as GlobEntry[]).push({ rank, glob: compiled });
           break;
         }
         default:
@@ -141,49 +180,84 @@ class HostRoutes {
           prefix.insert(path, rank);
       }
     }
-    this.prefix = prefix?.finish();
-    this.iprefix = iprefix?.finish();
-    this.segment = segment?.finish();
-    this.globTrie = globTrie?.finish();
+    glob?.trie.finish();
+    this.paths = {
+      prefix: prefix?.finish(),
+      iprefix: iprefix?.finish(),
+      segment: segment?.finish(),
+      glob,
+    };
   }
 
-  /** Index (into `routes`) of the first route in fabio's order whose path matches, or -1. */
+  /** How many routes the host has. */
+  get size(): number {
+    const r = this.routes;
+    return Array.isArray(r) ? r.length : 1;
+  }
+
+  /** The k-th route in fabio's order (k < size). */
+  routeAt(k: number): Route {
+    const r = this.routes;
+    return Array.isArray(r) ? (r[k] as Route) : r;
+  }
+
+  /** The path matcher of `routeAt(k)`. */
+  matcherAt(k: number): PathMatcher {
+    const m = this.matchers;
+    return typeof m === 'string' ? m : (m[k] as PathMatcher);
+  }
+
+  /** Index (for `routeAt`) of the first route in fabio's order whose path matches, or -1. */
   firstMatch(path: string): number {
+    const only = this.onlyPrefix;
+    if (only !== undefined) return path.startsWith(only) ? 0 : -1;
+    const p = this.paths as PathIndexes;
     let best = -1;
-    if (this.prefix !== undefined) best = this.prefix.longestPrefix(path, false);
-    if (this.iprefix !== undefined) {
-      let r = this.iprefix.longestPrefix(path, true);
-      if (r === needsLowerCase) r = this.iprefix.longestPrefix(path.toLowerCase(), false);
+    if (p.prefix !== undefined) best = p.prefix.longestPrefix(path, false);
+    if (p.iprefix !== undefined) {
+      let r = p.iprefix.longestPrefix(path, true);
+      if (r === needsLowerCase) r = p.iprefix.longestPrefix(path.toLowerCase(), false);
       best = lowestRank(best, r);
     }
-    if (this.segment !== undefined) best = lowestRank(best, this.segment.longestSegment(path));
-    if (this.globTrie !== undefined) best = this.firstGlobMatch(path, best);
-    return best;
-  }
-
-  private firstGlobMatch(path: string, best: number): number {
-    const buckets = this.scratch;
-    buckets.length = 0;
-    (this.globTrie as PathTrie).collectPrefixes(path, buckets);
-    for (let b = 0; b < buckets.length; b++) {
-      const entries = this.globBuckets[buckets[b] as number] as GlobEntry[];
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i] as GlobEntry;
-        if (best >= 0 && e.rank >= best) break;
-        if (e.glob.match(path)) {
-          best = e.rank;
-          break;
-        }
-      }
-    }
+    if (p.segment !== undefined) best = lowestRank(best, p.segment.longestSegment(path));
+    if (p.glob !== undefined) best = firstGlobMatch(p.glob, path, best);
     return best;
   }
 }
 
+/** A host's path indexes, one per matcher its routes use. */
+interface PathIndexes {
+  readonly prefix: PathTrie | undefined;
+  readonly iprefix: PathTrie | undefined;
+  readonly segment: PathTrie | undefined;
+  readonly glob: GlobIndex | undefined;
+}
+
+function firstGlobMatch(g: GlobIndex, path: string, best: number): number {
+  const buckets = g.scratch;
+  buckets.length = 0;
+  g.trie.collectPrefixes(path, buckets);
+  for (let b = 0; b < buckets.length; b++) {
+    const entries = g.buckets[buckets[b] as number] as GlobEntry[];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as GlobEntry;
+      if (best >= 0 && e.rank >= best) break;
+      if (e.glob.match(path)) {
+        best = e.rank;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+/** The entries of one literal host: the entry itself when it is the only one (nearly always). */
+type HostEntries = HostRoutes | HostRoutes[];
+
 /** Host patterns of one connection kind (plain or TLS), normalised for it. */
 class HostIndex {
   /** Normalised literal pattern -> its entries, most specific first. */
-  readonly exact = new Map<string, HostRoutes[]>();
+  readonly exact = new Map<string, HostEntries>();
   /** `*.example.com`: the literal suffix `.example.com` -> entries. Found via the host's dots. */
   readonly dotSuffix = new Map<string, HostRoutes[]>();
   /** Any other glob, most specific first. */
@@ -193,7 +267,10 @@ class HostIndex {
     for (const entry of entries) {
       const normalized = stripDefaultPort(entry.pattern, tls);
       if (!globMatching || !isHostGlob(normalized)) {
-        pushTo(this.exact, normalized, entry);
+        const had = this.exact.get(normalized);
+        if (had === undefined) this.exact.set(normalized, entry);
+        else if (had instanceof HostRoutes) this.exact.set(normalized, [had, entry]);
+        else had.push(entry);
         continue;
       }
       const rest = normalized.slice(1);
@@ -211,7 +288,7 @@ class HostIndex {
   }
 
   /** Entries whose pattern matches the normalised `host`, most specific first. */
-  matching(host: string): HostRoutes[] | undefined {
+  matching(host: string): HostEntries | undefined {
     const exact = this.exact.get(host);
     let found: HostRoutes[] | undefined;
     if (this.dotSuffix.size > 0) {
@@ -229,10 +306,20 @@ class HostIndex {
       }
     }
     if (found === undefined) return exact;
-    if (exact !== undefined) for (const e of exact) found.push(e);
+    if (exact instanceof HostRoutes) found.push(exact);
+    else if (exact !== undefined) for (const e of exact) found.push(e);
     if (found.length > 1) found.sort(byRank);
     return found;
   }
+}
+
+/** Whether stripping a default port changes some pattern (then plain and TLS lookups differ). */
+function hasDefaultPort(entries: readonly HostRoutes[]): boolean {
+  for (const e of entries) {
+    if (stripDefaultPort(e.pattern, false) !== e.pattern || stripDefaultPort(e.pattern, true) !== e.pattern)
+      return true;
+  }
+  return false;
 }
 
 class CompiledHttpRouter implements HttpRouter {
@@ -261,7 +348,10 @@ class CompiledHttpRouter implements HttpRouter {
     this.hostless =
       hostless === undefined ? undefined : new HostRoutes('', patterns.length, hostless, opts.matcher);
     this.plain = new HostIndex(this.entries, false, opts.globMatching);
-    this.tls = new HostIndex(this.entries, true, opts.globMatching);
+    // Without a `:80` or `:443` pattern both kinds normalise every pattern alike: one index.
+    this.tls = hasDefaultPort(this.entries)
+      ? new HostIndex(this.entries, true, opts.globMatching)
+      : this.plain;
     this.plainHasGlobs = this.plain.hasGlobs;
     this.tlsHasGlobs = this.tls.hasGlobs;
   }
@@ -273,7 +363,10 @@ class CompiledHttpRouter implements HttpRouter {
     const candidates = (tls ? this.tlsHasGlobs : this.plainHasGlobs)
       ? index.matching(host)
       : index.exact.get(host);
-    if (candidates !== undefined) {
+    if (candidates instanceof HostRoutes) {
+      const route = choose(candidates, req);
+      if (route !== undefined) return route;
+    } else if (candidates !== undefined) {
       for (let i = 0; i < candidates.length; i++) {
         const route = choose(candidates[i] as HostRoutes, req);
         if (route !== undefined) return route;
@@ -293,7 +386,8 @@ class CompiledHttpRouter implements HttpRouter {
         continue;
       }
       const why = this.hostMismatch(entry.pattern, host, tls);
-      if (why !== undefined) for (const r of entry.routes) rejected.push({ src: r.src, reason: why });
+      if (why !== undefined)
+        for (let k = 0; k < entry.size; k++) rejected.push({ src: entry.routeAt(k).src, reason: why });
     }
     if (this.hostless !== undefined) tried.push(this.hostless);
 
@@ -301,9 +395,9 @@ class CompiledHttpRouter implements HttpRouter {
     let chosenHost = '';
     for (const entry of tried) {
       if (chosen !== undefined) {
-        for (let k = 0; k < entry.routes.length; k++) {
-          const r = entry.routes[k] as Route;
-          const m = entry.matchers[k] as PathMatcher;
+        for (let k = 0; k < entry.size; k++) {
+          const r = entry.routeAt(k);
+          const m = entry.matcherAt(k);
           const reason = pathMatches(m, httpPath(r), req.path)
             ? lessSpecificHost(entry.pattern, chosenHost)
             : pathMismatch(req.path, m, httpPath(r));
@@ -312,9 +406,9 @@ class CompiledHttpRouter implements HttpRouter {
         continue;
       }
       let first: Route | undefined;
-      for (let k = 0; k < entry.routes.length; k++) {
-        const r = entry.routes[k] as Route;
-        const m = entry.matchers[k] as PathMatcher;
+      for (let k = 0; k < entry.size; k++) {
+        const r = entry.routeAt(k);
+        const m = entry.matcherAt(k);
         if (!pathMatches(m, httpPath(r), req.path)) {
           rejected.push({ src: r.src, reason: pathMismatch(req.path, m, httpPath(r)) });
           continue;
@@ -324,7 +418,7 @@ class CompiledHttpRouter implements HttpRouter {
           continue;
         }
         first = r;
-        const redirect = entry.redirects[k];
+        const redirect = entry.redirects?.[k];
         if (r.targets.length === 0) {
           rejected.push({
             src: r.src,
@@ -370,10 +464,13 @@ class CompiledHttpRouter implements HttpRouter {
 function choose(entry: HostRoutes, req: HttpRequestInfo): Route | undefined {
   const k = entry.firstMatch(req.path);
   if (k < 0) return undefined;
-  const route = entry.routes[k] as Route;
+  const route = entry.routeAt(k);
   if (route.targets.length === 0) return undefined;
-  const redirect = entry.redirects[k];
-  if (redirect !== undefined && redirectLoops(redirect, req)) return undefined;
+  const redirects = entry.redirects;
+  if (redirects !== undefined) {
+    const redirect = redirects[k];
+    if (redirect !== undefined && redirectLoops(redirect, req)) return undefined;
+  }
   return route;
 }
 

@@ -12,14 +12,21 @@ export const needsLowerCase = -2;
 /** Fan-out above which a node indexes its children with a Map instead of a linear scan. */
 const mapThreshold = 8;
 
+/**
+ * The child lists of every leaf (most nodes): never written to, since `addChild` gives a node
+ * its own lists with its first child. Not frozen, so lookups see one array kind.
+ */
+const noCodes: number[] = [];
+const noChildren: TrieNode[] = [];
+
 class TrieNode {
   /** Edge label from the parent (the root's is ''). */
   label: string;
   value = -1;
   /** Lowest value on the path from the root to this node, this node included. */
   chainBest = -1;
-  codes: number[] = [];
-  children: TrieNode[] = [];
+  codes: number[] = noCodes;
+  children: TrieNode[] = noChildren;
   byCode: Map<number, TrieNode> | undefined = undefined;
 
   constructor(label: string) {
@@ -34,8 +41,13 @@ class TrieNode {
 
   addChild(node: TrieNode): void {
     const code = node.label.charCodeAt(0);
-    this.codes.push(code);
-    this.children.push(node);
+    if (this.codes === noCodes) {
+      this.codes = [code];
+      this.children = [node];
+    } else {
+      this.codes.push(code);
+      this.children.push(node);
+    }
     if (this.byCode !== undefined) this.byCode.set(code, node);
     else if (this.codes.length > mapThreshold) {
       this.byCode = new Map();
@@ -98,6 +110,11 @@ export class PathTrie {
     this.root.chainBest = this.root.value;
     while (stack.length > 0) {
       const n = stack.pop() as TrieNode;
+      // Lists grown by push keep spare capacity: exact-size copies for the trie's lifetime.
+      if (n.codes.length > 1) {
+        n.codes = n.codes.slice();
+        n.children = n.children.slice();
+      }
       for (const c of n.children) {
         c.chainBest = lowest(n.chainBest, c.value);
         stack.push(c);

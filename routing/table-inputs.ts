@@ -24,29 +24,80 @@ import type {
   TargetUrl,
 } from './types.ts';
 
-/** A `route add` that passed its checks: everything the table needs to place the target. */
-export interface AddTarget {
-  readonly service: string;
-  readonly dst: string;
-  readonly url: TargetUrl;
-  readonly tags: readonly string[];
+/**
+ * A `route add` that passed its checks: everything the table needs to place the target. Its
+ * target fields (service, dst, url, ...) are read from `made`, so a table of 10,000 one-target
+ * routes keeps them once, not twice (issue #9's memory bar).
+ */
+export class AddTarget {
+  /**
+   * The RouteTarget the last build made from this command, reused while its weights stay the
+   * same (the one mutable slot: a cache, invisible in any table's data). Made with the command,
+   * as a route with no other target has it (share 1, weight 1).
+   */
+  made: RouteTarget;
   /** The command's fixed weight (a `route weight` may override it in one build). */
   readonly fixedWeight: number;
-  readonly instanceWeight: number;
-  readonly opts: RouteOptions;
-  readonly rawOpts: Readonly<Record<string, string>>;
-  readonly instanceId: string | undefined;
-  /** `service|dst|tags`, RouteTarget.key. */
-  readonly key: string;
   readonly tcp: boolean;
   /** fabio's host key (lowercased) and path the command's src names. */
   readonly hostKey: string;
   readonly path: string;
+  /** `alone()`, once asked for. */
+  private list: readonly AddTarget[] | undefined;
+
+  constructor(made: RouteTarget, fixedWeight: number, tcp: boolean, hostKey: string, path: string) {
+    this.made = made;
+    this.fixedWeight = fixedWeight;
+    this.tcp = tcp;
+    this.hostKey = hostKey;
+    this.path = path;
+    this.list = undefined;
+  }
+
   /**
-   * The RouteTarget the last build made from this command, reused while its weights stay the
-   * same (the one mutable slot: a cache, invisible in any table's data).
+   * A frozen list of this add alone. Nearly every instance has one add and nearly every route
+   * one target: the instance's product and the route then keep this one list, not one each.
    */
-  made: RouteTarget | undefined;
+  alone(): readonly AddTarget[] {
+    return (this.list ??= Object.freeze([this]));
+  }
+
+  get service(): string {
+    return this.made.service;
+  }
+
+  get dst(): string {
+    return this.made.dst;
+  }
+
+  get url(): TargetUrl {
+    return this.made.url;
+  }
+
+  get tags(): readonly string[] {
+    return this.made.tags;
+  }
+
+  get instanceWeight(): number {
+    return this.made.instanceWeight;
+  }
+
+  get opts(): RouteOptions {
+    return this.made.opts;
+  }
+
+  get rawOpts(): Readonly<Record<string, string>> {
+    return this.made.rawOpts;
+  }
+
+  get instanceId(): string | undefined {
+    return this.made.instanceId;
+  }
+
+  /** `service|dst|tags`, RouteTarget.key. */
+  get key(): string {
+    return this.made.key;
+  }
 }
 
 /** A parsed route command with what applying it reports. */
@@ -104,6 +155,11 @@ export interface CollectedInputs {
 
 const noProblems: readonly Problem[] = Object.freeze([]);
 const noAdds: readonly AddTarget[] = Object.freeze([]);
+/** Shared by every command without tags / options (nearly all): one object, not 10,000. */
+const noTags: readonly string[] = Object.freeze([]);
+const noRawOpts: Readonly<Record<string, string>> = Object.freeze({});
+/** The options of commands that set nothing but the protocol, one frozen object per protocol. */
+const protoOnlyOptions = new Map<string, RouteOptions>();
 
 /**
  * The products of the previous build, by service. `collect()` returns the products of a new
@@ -283,7 +339,7 @@ export class TableInputs {
     const adds: AddTarget[] = [];
     let addProblems: Problem[] | undefined;
     for (const c of r.commands) {
-      const prepared = prepareCommand(c);
+      const prepared = prepareCommand(c, adds[adds.length - 1]);
       if (prepared.problems.length > 0) (addProblems ??= []).push(...prepared.problems);
       if (prepared.add !== undefined) adds.push(prepared.add);
     }
@@ -292,7 +348,8 @@ export class TableInputs {
       excluded: undefined,
       tagProblems: r.problems.length === 0 ? noProblems : r.problems,
       addProblems: addProblems ?? noProblems,
-      adds,
+      // Kept while the instance is unchanged: exact-size (a pushed list has 17 slots).
+      adds: exactAdds(adds),
     };
   }
 }
@@ -354,13 +411,17 @@ export function prepareManual(text: string): ManualProduct {
   return {
     text,
     problems: parsed.problems,
-    commands: parsed.commands.map(prepareCommand),
+    commands: parsed.commands.map((c) => prepareCommand(c)),
     additive: parsed.commands.every((c) => c.cmd === 'route add'),
   };
 }
 
-/** Checks and parses a `route add` once; `route del` / `route weight` act at build time. */
-export function prepareCommand(c: RouteCommand): PreparedCommand {
+/**
+ * Checks and parses a `route add` once; `route del` / `route weight` act at build time.
+ * `sibling`: the add made before it from the same instance; an instance's route tags mostly
+ * share one destination, and then its parsed URL, dst and key strings are shared too.
+ */
+export function prepareCommand(c: RouteCommand, sibling?: AddTarget): PreparedCommand {
   if (c.cmd !== 'route add') return { cmd: c, problems: noProblems, add: undefined };
   const rejected = (reason: string): PreparedCommand => ({
     cmd: c,
@@ -369,7 +430,8 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   });
   if (c.src === '') return rejected('route: prefix must not be empty');
   if (c.dst === '') return rejected('route: target must not be empty');
-  const url = parseTargetUrl(c.dst);
+  const same = sibling !== undefined && sibling.dst === c.dst ? sibling : undefined;
+  const url = same !== undefined ? same.url : parseTargetUrl(c.dst);
   if (typeof url === 'string') return rejected(url);
   const parsed = parseRouteOptions(c.opts, c.dst);
   const problems: Problem[] = [];
@@ -382,24 +444,51 @@ export function prepareCommand(c: RouteCommand): PreparedCommand {
   const { hostKey, path } = splitSrc(c.src, tcp);
   // Command arrays and option maps are created by the parsers for this command alone: freeze
   // them in place rather than copying (14,000 targets per big table).
-  const tags = Object.freeze(c.tags as string[]);
-  const add: AddTarget = {
+  const tags = c.tags.length === 0 ? noTags : Object.freeze(c.tags as string[]);
+  const fixedWeight = c.weight > 0 ? c.weight : 0;
+  const made: RouteTarget = Object.freeze({
+    key:
+      same !== undefined && same.service === c.service && same.tags === tags
+        ? same.key
+        : // join() makes one flat string; a template literal makes a tree of three cons strings.
+          [c.service, c.dst, tags.join(',')].join('|'),
     service: c.service,
-    dst: c.dst,
-    url: Object.freeze(url),
+    dst: same !== undefined ? same.dst : c.dst,
+    url: same !== undefined ? url : Object.freeze(url),
     tags,
-    fixedWeight: c.weight > 0 ? c.weight : 0,
+    fixedWeight,
     instanceWeight: instanceWeightOf(c.instanceWeight ?? parsed.instanceWeight),
-    opts: Object.freeze(parsed.opts),
-    rawOpts: Object.freeze(c.opts as Record<string, string>),
-    instanceId: c.instanceId,
-    key: `${c.service}|${c.dst}|${tags.join(',')}`,
-    tcp,
-    hostKey,
-    path,
-    made: undefined,
-  };
+    share: 1,
+    weight: 1,
+    opts: shareOptions(parsed.opts),
+    rawOpts: hasKeys(c.opts) ? Object.freeze(c.opts as Record<string, string>) : noRawOpts,
+    ...(c.instanceId !== undefined ? { instanceId: c.instanceId } : {}),
+  });
+  const add = new AddTarget(made, fixedWeight, tcp, hostKey, path);
   return { cmd: c, problems: problems.length === 0 ? noProblems : problems, add };
+}
+
+/** `adds` exact-size (a pushed list has 17 slots), to be kept: shared lists where they can be. */
+export function exactAdds(adds: readonly AddTarget[]): readonly AddTarget[] {
+  if (adds.length === 0) return noAdds;
+  if (adds.length === 1) return (adds[0] as AddTarget).alone();
+  return adds.slice();
+}
+
+function hasKeys(o: Readonly<Record<string, string>>): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
+/** Frozen options; those that set only the protocol are one shared object per protocol. */
+function shareOptions(o: RouteOptions): RouteOptions {
+  for (const k in o) if (k !== 'proto') return Object.freeze(o);
+  let shared = protoOnlyOptions.get(o.proto);
+  if (shared === undefined) {
+    shared = Object.freeze(o);
+    protoOnlyOptions.set(o.proto, shared);
+  }
+  return shared;
 }
 
 /** A problem of a route command (`tag` when it came from an instance, else `manual`). */

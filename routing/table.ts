@@ -15,6 +15,7 @@ import {
   type AddTarget,
   type CollectedInputs,
   commandProblem,
+  exactAdds,
   isTcpProto,
   type ManualProduct,
   type PreparedCommand,
@@ -86,7 +87,7 @@ export class IncrementalTableBuilder {
   private readonly opts: ResolvedBuildOptions;
   private readonly inputs: TableInputs;
   /** The previous build's routes (full builds reuse their frozen routes). */
-  private previous: HostMap | undefined;
+  private previous: RouteMap | undefined;
   /** Set while the manual commands only add: then a change re-assembles only its routes. */
   private assembly: Assembly | undefined;
 
@@ -153,14 +154,14 @@ export class IncrementalTableBuilder {
       changed.add(c.name);
       for (const p of c.before ?? [])
         for (const add of p.adds) {
-          const r = findRoute(a.hosts, add);
+          const r = a.hosts.get(add.hostKey, add.path);
           if (r !== undefined && !dirty.has(r)) dirty.set(r, []);
         }
     }
     for (const c of changes) {
       for (const p of c.after ?? []) {
         for (const add of p.adds) {
-          let r = findRoute(a.hosts, add);
+          let r = a.hosts.get(add.hostKey, add.path);
           if (r === undefined) {
             r = newRoute(a.hosts, add);
             created.push(r);
@@ -175,7 +176,7 @@ export class IncrementalTableBuilder {
     for (const [r, adds] of dirty) {
       // The route's adds without the changed services', then theirs at their place in the
       // service order (adds from tags are sorted by service; the manual ones come last).
-      const raw: AddTarget[] = [];
+      const merged: AddTarget[] = [];
       let next = 0;
       for (const x of r.raw) {
         if (x.instanceId !== undefined && changed.has(x.service)) continue;
@@ -183,22 +184,24 @@ export class IncrementalTableBuilder {
           next < adds.length &&
           (x.instanceId === undefined || (adds[next] as AddTarget).service < x.service)
         )
-          raw.push(adds[next++] as AddTarget);
-        raw.push(x);
+          merged.push(adds[next++] as AddTarget);
+        merged.push(x);
       }
-      while (next < adds.length) raw.push(adds[next++] as AddTarget);
-      if (raw.length === 0) {
-        a.hosts.get(r.hostKey)?.delete(r.path);
-        if (a.hosts.get(r.hostKey)?.size === 0) a.hosts.delete(r.hostKey);
+      while (next < adds.length) merged.push(adds[next++] as AddTarget);
+      if (merged.length === 0) {
+        a.hosts.delete(r);
         removed = true;
         continue;
       }
+      // Kept until the next change of the route: exact-size (finding 1 of issue #9's memory bar).
+      const raw = exactAdds(merged);
       const work: WorkRoute = {
         hostKey: r.hostKey,
         path: r.path,
         tcp: (raw[0] as AddTarget).tcp,
         raw,
         targets: dedupe(raw),
+        weights: undefined,
         frozen: undefined,
       };
       r.frozen = r.frozen !== undefined && sameWork(r, work) ? r.frozen : freezeRoute(work);
@@ -208,7 +211,7 @@ export class IncrementalTableBuilder {
     }
     if (removed || created.length > 0) {
       const order = removed
-        ? a.order.filter((r) => r.raw.length > 0 && findRoute(a.hosts, r) === r)
+        ? a.order.filter((r) => r.raw.length > 0 && a.hosts.get(r.hostKey, r.path) === r)
         : a.order.slice();
       for (const r of created) if (r.raw.length > 0) order.splice(insertionPoint(order, r), 0, r);
       a.order = order;
@@ -220,7 +223,7 @@ export class IncrementalTableBuilder {
 /** What an additive build keeps for the next one. */
 interface Assembly {
   /** Every route, including those whose targets are all starved. */
-  readonly hosts: HostMap;
+  readonly hosts: RouteMap;
   /** The routes in fabio's config order. */
   order: WorkRoute[];
   readonly manual: ManualProduct;
@@ -245,85 +248,84 @@ function reportInputProblems(
   return excluded;
 }
 
-function findRoute(hosts: HostMap, k: { hostKey: string; path: string }): WorkRoute | undefined {
-  return hosts.get(k.hostKey)?.get(k.path);
-}
-
-function newRoute(hosts: HostMap, a: AddTarget): WorkRoute {
-  let paths = hosts.get(a.hostKey);
-  if (paths === undefined) {
-    paths = new Map();
-    hosts.set(a.hostKey, paths);
-  }
+function newRoute(hosts: RouteMap, a: AddTarget): WorkRoute {
+  const raw: AddTarget[] = [];
   const r: WorkRoute = {
     hostKey: a.hostKey,
     path: a.path,
     tcp: a.tcp,
-    raw: [],
-    targets: [],
+    raw,
+    targets: raw,
+    weights: undefined,
     frozen: undefined,
   };
-  paths.set(a.path, r);
+  hosts.add(r);
   return r;
 }
 
-/** fabio de-duplicates identical targets (same service, URL, fixed weight and tags): the first stays. */
-function dedupe(raw: readonly AddTarget[]): WorkTarget[] {
-  const out: WorkTarget[] = [];
-  const index: TwinIndex = new Map();
-  for (const a of raw) {
-    if (hasTwin(index, a, a.fixedWeight)) continue;
-    const t = workTarget(a);
-    out.push(t);
-    indexTarget(index, t);
-  }
-  return out;
-}
+/**
+ * Up to this many targets a route finds an add's twin by scanning them; past it, through a
+ * `TwinIndex` (a Map per route costs more than scanning a handful of targets).
+ */
+const twinScanLimit = 8;
 
 /**
  * Targets by service and URL, for fabio's de-duplication: a scan of every target of the route
  * made adding 100,000 instances of one service quadratic (minutes instead of about a second).
+ * Valid while `of` is the route's `targets` array.
  */
-type TwinIndex = Map<string, WorkTarget[]>;
+interface TwinIndex {
+  readonly of: readonly AddTarget[];
+  readonly byDst: Map<string, AddTarget[]>;
+}
 
 function twinKey(service: string, dst: string): string {
   return `${service}\u0000${dst}`;
 }
 
-function indexTarget(index: TwinIndex, t: WorkTarget): void {
-  const k = twinKey(t.service, t.add.dst);
-  const list = index.get(k);
-  if (list === undefined) index.set(k, [t]);
-  else list.push(t);
-}
-
-/** The route's index, rebuilt when its `targets` array was replaced (route del, reuse). */
-function twinIndexOf(r: WorkRoute): TwinIndex {
-  if (r.twins !== undefined && r.twinsOf === r.targets) return r.twins;
-  const index: TwinIndex = new Map();
-  for (const t of r.targets) indexTarget(index, t);
-  r.twins = index;
-  r.twinsOf = r.targets;
+function newTwinIndex(targets: readonly AddTarget[]): TwinIndex {
+  const index: TwinIndex = { of: targets, byDst: new Map() };
+  for (const t of targets) indexTwin(index, t);
   return index;
 }
 
-function hasTwin(index: TwinIndex, a: AddTarget, fixedWeight: number): boolean {
-  const same = index.get(twinKey(a.service, a.dst));
-  if (same === undefined) return false;
-  for (const t of same) {
-    if (t.fixedWeight === fixedWeight && sameTags(t.tags, a.tags)) return true;
-  }
-  return false;
+function indexTwin(index: TwinIndex, t: AddTarget): void {
+  const k = twinKey(t.service, t.dst);
+  const list = index.byDst.get(k);
+  if (list === undefined) index.byDst.set(k, [t]);
+  else list.push(t);
 }
 
-function workTarget(a: AddTarget): WorkTarget {
-  return {
-    add: a,
-    service: a.service,
-    tags: a.tags,
-    instanceWeight: a.instanceWeight,
-    fixedWeight: a.fixedWeight,
-  };
+/** fabio's identical targets: same service, URL, fixed weight (as it is now) and tags. */
+function isTwin(t: AddTarget, tFixedWeight: number, a: AddTarget): boolean {
+  return (
+    t.service === a.service && t.dst === a.dst && tFixedWeight === a.fixedWeight && sameTags(t.tags, a.tags)
+  );
+}
+
+/** fabio de-duplicates identical targets: the first stays. `raw` itself when none is a duplicate. */
+function dedupe(raw: readonly AddTarget[]): readonly AddTarget[] {
+  let kept: AddTarget[] | undefined;
+  const index: TwinIndex | undefined = raw.length > twinScanLimit ? { of: raw, byDst: new Map() } : undefined;
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i] as AddTarget;
+    const seen = kept ?? raw;
+    const end = kept === undefined ? i : kept.length;
+    const candidates = index === undefined ? seen : index.byDst.get(twinKey(a.service, a.dst));
+    const n = index === undefined ? end : (candidates?.length ?? 0);
+    let twin = false;
+    for (let j = 0; j < n && !twin; j++) {
+      const t = (candidates as readonly AddTarget[])[j] as AddTarget;
+      twin = isTwin(t, t.fixedWeight, a);
+    }
+    if (twin) {
+      kept ??= raw.slice(0, i);
+      continue;
+    }
+    if (kept !== undefined) kept.push(a);
+    if (index !== undefined) indexTwin(index, a);
+  }
+  return kept === undefined ? raw : exactAdds(kept);
 }
 
 /** fabio's config order: hosts descending with the host-less routes last, paths descending. */
@@ -384,7 +386,8 @@ function finishTable(
   const tcp = compileTcpRouter(tcpRoutes);
   return Object.freeze({
     version,
-    routes: Object.freeze(routes),
+    // The table keeps it for its lifetime: exact-size.
+    routes: Object.freeze(routes.slice()),
     http,
     tcp,
     excluded: Object.freeze(excluded),
@@ -392,32 +395,104 @@ function finishTable(
   });
 }
 
-/** One target of a route being assembled: a placed command and its (possibly overridden) weight. */
-interface WorkTarget {
-  readonly add: AddTarget;
-  readonly service: string;
-  readonly tags: readonly string[];
-  readonly instanceWeight: number;
-  fixedWeight: number;
-}
-
+/**
+ * A route being assembled. Its targets are the placed `AddTarget`s themselves (no per-target
+ * work object): the one thing a build may change about a target, its fixed weight (`route
+ * weight`), lives in `weights`.
+ */
 interface WorkRoute {
   /** fabio's host key: `foo.com`, `foo.com:80`, `*.a.com`, `:3306`, ''. */
   readonly hostKey: string;
   readonly path: string;
   tcp: boolean;
-  /** Every `route add` for this route in command order, before de-duplication. */
-  raw: AddTarget[];
-  targets: WorkTarget[];
+  /**
+   * Every `route add` for this route in command order, before de-duplication. Grown by push
+   * only while a full build places its adds (its routes are its own, made by `newRoute`);
+   * `finish()` makes it exact-size, often the add's shared `alone()` list.
+   */
+  raw: readonly AddTarget[];
+  /**
+   * The de-duplicated adds in order: the `raw` array itself while none was a duplicate or
+   * deleted (nearly always), so a route keeps one list rather than two.
+   */
+  targets: readonly AddTarget[];
+  /** Fixed weights set by `route weight` in this build; undefined while there is none. */
+  weights: Map<AddTarget, number> | undefined;
   /** The frozen route, once finish() made (or reused) it. */
   frozen: Route | undefined;
-  /** De-duplication index over `twinsOf`, which is `targets` while the index is current. */
-  twins?: TwinIndex | undefined;
-  twinsOf?: WorkTarget[] | undefined;
 }
 
-/** hostKey -> path -> route, insertion ordered. */
-type HostMap = Map<string, Map<string, WorkRoute>>;
+/** The fixed weight of one of the route's targets in this build. */
+function fixedWeightOf(r: WorkRoute, t: AddTarget): number {
+  if (r.weights === undefined) return t.fixedWeight;
+  const w = r.weights.get(t);
+  return w === undefined ? t.fixedWeight : w;
+}
+
+/**
+ * hostKey -> path -> route, insertion ordered. Nearly every host has one route, so a host maps
+ * to that route itself until a second path arrives (a Map per host costs ~250 bytes a route).
+ */
+class RouteMap {
+  private readonly hosts = new Map<string, WorkRoute | Map<string, WorkRoute>>();
+
+  get(hostKey: string, path: string): WorkRoute | undefined {
+    const h = this.hosts.get(hostKey);
+    if (h === undefined) return undefined;
+    if (h instanceof Map) return h.get(path);
+    return h.path === path ? h : undefined;
+  }
+
+  /** Adds a route whose (hostKey, path) is not in the map yet. */
+  add(r: WorkRoute): void {
+    const h = this.hosts.get(r.hostKey);
+    if (h === undefined) this.hosts.set(r.hostKey, r);
+    else if (h instanceof Map) h.set(r.path, r);
+    else
+      this.hosts.set(
+        r.hostKey,
+        new Map([
+          [h.path, h],
+          [r.path, r],
+        ]),
+      );
+  }
+
+  /** Removes the route (if it is the one stored under its hostKey and path). */
+  delete(r: WorkRoute): void {
+    const h = this.hosts.get(r.hostKey);
+    if (h === r) this.hosts.delete(r.hostKey);
+    else if (h instanceof Map && h.get(r.path) === r) {
+      h.delete(r.path);
+      if (h.size === 0) this.hosts.delete(r.hostKey);
+    }
+  }
+
+  hasHost(hostKey: string): boolean {
+    return this.hosts.has(hostKey);
+  }
+
+  hostKeys(): string[] {
+    return [...this.hosts.keys()];
+  }
+
+  /** The host's routes in insertion order. */
+  routesOf(hostKey: string): WorkRoute[] {
+    const h = this.hosts.get(hostKey);
+    if (h === undefined) return [];
+    return h instanceof Map ? [...h.values()] : [h];
+  }
+
+  /** Every route, hosts and paths in insertion order. */
+  all(): WorkRoute[] {
+    const out: WorkRoute[] = [];
+    for (const h of this.hosts.values()) {
+      if (h instanceof Map) for (const r of h.values()) out.push(r);
+      else out.push(h);
+    }
+    return out;
+  }
+}
 
 /** Problems in report order, each reported once. */
 class ProblemList {
@@ -435,13 +510,15 @@ class ProblemList {
 class TableBuilder {
   private readonly reported = new ProblemList();
   readonly problems: Problem[] = this.reported.list;
-  readonly hosts: HostMap = new Map();
+  readonly hosts = new RouteMap();
   /** finish(): every route (starved ones too) in fabio's config order. */
   order: WorkRoute[] = [];
   /** The previous build's routes: a route whose targets and weights are the same is reused. */
-  private readonly previous: HostMap | undefined;
+  private readonly previous: RouteMap | undefined;
+  /** Twin indexes of the routes with more than `twinScanLimit` targets (this build only). */
+  private readonly twins = new Map<WorkRoute, TwinIndex>();
 
-  constructor(previous: HostMap | undefined) {
+  constructor(previous: RouteMap | undefined) {
     this.previous = previous;
   }
 
@@ -462,90 +539,112 @@ class TableBuilder {
 
   /** A checked `route add`: its target joins the route unless an identical one is there. */
   place(a: AddTarget): void {
-    const route = findRoute(this.hosts, a) ?? newRoute(this.hosts, a);
-    route.raw.push(a);
-    // fabio de-duplicates identical targets (same service, URL, fixed weight and tags).
-    const index = twinIndexOf(route);
-    if (hasTwin(index, a, a.fixedWeight)) return;
-    const t = workTarget(a);
-    route.targets.push(t);
-    indexTarget(index, t);
+    const route = this.hosts.get(a.hostKey, a.path) ?? newRoute(this.hosts, a);
+    const shared = route.targets === route.raw;
+    // Before finish() the route's lists are this build's own, growable arrays (see WorkRoute).
+    if (this.hasTwin(route, a)) {
+      // fabio de-duplicates identical targets: from now on the route keeps two lists.
+      if (shared) route.targets = route.raw.slice();
+      (route.raw as AddTarget[]).push(a);
+      return;
+    }
+    (route.raw as AddTarget[]).push(a);
+    if (!shared) (route.targets as AddTarget[]).push(a);
+    const index = this.twins.get(route);
+    if (index !== undefined && index.of === route.targets) indexTwin(index, a);
+  }
+
+  private hasTwin(r: WorkRoute, a: AddTarget): boolean {
+    const targets = r.targets;
+    if (targets.length <= twinScanLimit) {
+      for (const t of targets) if (isTwin(t, fixedWeightOf(r, t), a)) return true;
+      return false;
+    }
+    let index = this.twins.get(r);
+    if (index === undefined || index.of !== targets) {
+      index = newTwinIndex(targets);
+      this.twins.set(r, index);
+    }
+    const same = index.byDst.get(twinKey(a.service, a.dst));
+    if (same === undefined) return false;
+    for (const t of same) if (isTwin(t, fixedWeightOf(r, t), a)) return true;
+    return false;
   }
 
   private del(c: RouteCommand): void {
-    let keep: (t: WorkTarget) => boolean;
+    let keep: (t: AddTarget) => boolean;
     let scope: WorkRoute[];
     if (c.tags.length > 0) {
       keep = (t) => !((c.service === '' || t.service === c.service) && containsAll(t.tags, c.tags));
-      scope = this.allRoutes();
+      scope = this.hosts.all();
     } else if (c.src === '' && c.dst === '') {
       keep = (t) => t.service !== c.service;
-      scope = this.allRoutes();
+      scope = this.hosts.all();
     } else {
       const r = this.find(c.src);
       scope = r === undefined ? [] : [r];
       keep =
-        c.dst === ''
-          ? (t) => t.service !== c.service
-          : (t) => !(t.service === c.service && t.add.dst === c.dst);
+        c.dst === '' ? (t) => t.service !== c.service : (t) => !(t.service === c.service && t.dst === c.dst);
     }
-    for (const r of scope) r.targets = r.targets.filter(keep);
-    this.prune();
+    for (const r of scope) {
+      const kept = r.targets.filter(keep);
+      if (kept.length !== r.targets.length) r.targets = kept;
+    }
+    this.prune(scope);
   }
 
   private weigh(c: RouteCommand): void {
     const r = this.find(c.src);
     const matched = r === undefined ? [] : r.targets.filter((t) => matchesWeightRule(t, c));
-    if (matched.length === 0) {
+    if (r === undefined || matched.length === 0) {
       return this.report(commandProblem(c, 'route weight: no target matches (ignored)', 'warning'));
     }
     // fabio spreads the share evenly over the matching targets; Cairn spreads it in proportion
     // to their instance weights, which is the same thing when those are all 1.
     let sum = 0;
     for (const t of matched) sum += t.instanceWeight;
-    for (const t of matched) t.fixedWeight = (c.weight * t.instanceWeight) / sum;
+    const weights = (r.weights ??= new Map());
+    for (const t of matched) weights.set(t, (c.weight * t.instanceWeight) / sum);
   }
 
   private find(src: string): WorkRoute | undefined {
     // A weight/del rule names the route by its src; try the TCP form and the HTTP form.
     for (const tcp of [false, true]) {
       const { hostKey, path } = splitSrc(src, tcp);
-      const r = this.hosts.get(hostKey.toLowerCase())?.get(path);
+      const r = this.hosts.get(hostKey.toLowerCase(), path);
       if (r !== undefined) return r;
     }
     return undefined;
   }
 
-  private allRoutes(): WorkRoute[] {
-    const out: WorkRoute[] = [];
-    for (const paths of this.hosts.values()) for (const r of paths.values()) out.push(r);
-    return out;
-  }
-
-  private prune(): void {
-    for (const [host, paths] of this.hosts) {
-      for (const [path, r] of paths) if (r.targets.length === 0) paths.delete(path);
-      if (paths.size === 0) this.hosts.delete(host);
-    }
+  /** Drops the routes of `scope` left without a target. */
+  private prune(scope: readonly WorkRoute[]): void {
+    for (const r of scope) if (r.targets.length === 0) this.hosts.delete(r);
   }
 
   /** Computes shares and integer weights and freezes everything, in fabio's config order. */
   finish(): Route[] {
-    const hostKeys = [...this.hosts.keys()].filter((h) => h !== '').sort(descending);
-    if (this.hosts.has('')) hostKeys.push('');
+    const hostKeys = this.hosts
+      .hostKeys()
+      .filter((h) => h !== '')
+      .sort(descending);
+    if (this.hosts.hasHost('')) hostKeys.push('');
     const order: WorkRoute[] = [];
     for (const hostKey of hostKeys) {
-      const paths = this.hosts.get(hostKey);
-      if (paths === undefined) continue;
-      const before = this.previous?.get(hostKey);
-      const sorted = [...paths.values()].sort((a, b) => descending(a.path, b.path));
-      for (const r of sorted) {
-        const old = before?.get(r.path);
+      const routes = this.hosts.routesOf(hostKey);
+      if (routes.length > 1) routes.sort((a, b) => descending(a.path, b.path));
+      for (const r of routes) {
+        // Kept by the next build: exact-size lists (finding 1 of issue #9's memory bar).
+        const raw = exactAdds(r.raw);
+        r.targets = r.targets === r.raw ? raw : exactAdds(r.targets);
+        r.raw = raw;
+        const old = this.previous?.get(hostKey, r.path);
         r.frozen = old !== undefined && sameWork(old, r) ? (old.frozen as Route) : freezeRoute(r);
         order.push(r);
       }
     }
-    this.order = order;
+    this.twins.clear();
+    this.order = order.slice();
     return routesOf(order);
   }
 }
@@ -554,21 +653,28 @@ class TableBuilder {
 function sameWork(a: WorkRoute, b: WorkRoute): boolean {
   if (a.frozen === undefined || a.tcp !== b.tcp || a.targets.length !== b.targets.length) return false;
   for (let i = 0; i < a.targets.length; i++) {
-    const x = a.targets[i] as WorkTarget;
-    const y = b.targets[i] as WorkTarget;
-    if (x.add !== y.add || x.fixedWeight !== y.fixedWeight) return false;
+    const x = a.targets[i] as AddTarget;
+    const y = b.targets[i] as AddTarget;
+    if (x !== y || fixedWeightOf(a, x) !== fixedWeightOf(b, y)) return false;
   }
   return true;
 }
 
+/** Shared by every route without starved targets (nearly all). */
+const noTargets: readonly RouteTarget[] = Object.freeze([]);
+
 function freezeRoute(r: WorkRoute): Route {
-  const dist = distributeWeights(r.targets);
+  const dist = distributeWeights(
+    r.weights === undefined
+      ? r.targets
+      : r.targets.map((t) => ({ fixedWeight: fixedWeightOf(r, t), instanceWeight: t.instanceWeight })),
+  );
   const targets: RouteTarget[] = [];
   const starved: RouteTarget[] = [];
   let totalWeight = 0;
   for (let i = 0; i < r.targets.length; i++) {
-    const t = r.targets[i] as WorkTarget;
-    const target = makeTarget(t, dist.shares[i] ?? 0, dist.weights[i] ?? 0);
+    const t = r.targets[i] as AddTarget;
+    const target = makeTarget(t, fixedWeightOf(r, t), dist.shares[i] ?? 0, dist.weights[i] ?? 0);
     if (target.weight > 0) {
       targets.push(target);
       totalWeight += target.weight;
@@ -577,7 +683,7 @@ function freezeRoute(r: WorkRoute): Route {
     }
   }
   const first = r.targets[0];
-  const proto = first?.add.opts.proto ?? 'http';
+  const proto = first?.opts.proto ?? 'http';
   let host = r.hostKey;
   let port = 0;
   const colon = r.hostKey.lastIndexOf(':');
@@ -592,30 +698,24 @@ function freezeRoute(r: WorkRoute): Route {
     path: r.path,
     port,
     proto,
-    targets: Object.freeze(targets),
-    starved: Object.freeze(starved),
+    // Kept for the route's lifetime: exact-size, and one shared empty list.
+    targets: Object.freeze(targets.slice()),
+    starved: starved.length === 0 ? noTargets : Object.freeze(starved.slice()),
     totalWeight,
   });
 }
 
 /** The command's target with these weights: the one the last build made when they are equal. */
-function makeTarget(t: WorkTarget, share: number, weight: number): RouteTarget {
-  const a = t.add;
+function makeTarget(a: AddTarget, fixedWeight: number, share: number, weight: number): RouteTarget {
   const made = a.made;
-  if (
-    made !== undefined &&
-    made.share === share &&
-    made.weight === weight &&
-    made.fixedWeight === t.fixedWeight
-  )
-    return made;
+  if (made.share === share && made.weight === weight && made.fixedWeight === fixedWeight) return made;
   const target: RouteTarget = Object.freeze({
     key: a.key,
     service: a.service,
     dst: a.dst,
     url: a.url,
     tags: a.tags,
-    fixedWeight: t.fixedWeight,
+    fixedWeight,
     instanceWeight: a.instanceWeight,
     share,
     weight,
@@ -627,7 +727,7 @@ function makeTarget(t: WorkTarget, share: number, weight: number): RouteTarget {
   return target;
 }
 
-function matchesWeightRule(t: WorkTarget, c: RouteCommand): boolean {
+function matchesWeightRule(t: AddTarget, c: RouteCommand): boolean {
   if (c.service !== '' && t.service !== c.service) return false;
   return c.tags.length === 0 || containsAll(t.tags, c.tags);
 }

@@ -202,16 +202,16 @@ export function instanceRouteCommands(instance: ServiceInstance, opts: TagRouteO
       continue;
     }
 
-    let dst = `http://${addr}/`;
+    let dst = destination('http://', addr, '/');
     let weightText = '';
     let lbWeightText: string | undefined;
     const words: string[] = [];
     let skip = false;
     for (const o of goFields(parsed.opts)) {
-      if (o === 'proto=tcp') dst = `tcp://${addr}`;
-      else if (o === 'proto=https') dst = `https://${addr}`;
-      else if (o === 'proto=grpcs') dst = `grpcs://${addr}`;
-      else if (o === 'proto=grpc') dst = `grpc://${addr}`;
+      if (o === 'proto=tcp') dst = destination('tcp://', addr, '');
+      else if (o === 'proto=https') dst = destination('https://', addr, '');
+      else if (o === 'proto=grpcs') dst = destination('grpcs://', addr, '');
+      else if (o === 'proto=grpc') dst = destination('grpc://', addr, '');
       else if (o.startsWith('weight=')) weightText = o.slice('weight='.length);
       // lbweight is an attribute of the command (instanceWeight), not a route option.
       else if (o === 'lbweight' || o.startsWith('lbweight=')) lbWeightText = o.slice('lbweight='.length);
@@ -274,6 +274,14 @@ export function instanceRouteCommands(instance: ServiceInstance, opts: TagRouteO
     commands.push(cmd);
   }
   return { commands, problems };
+}
+
+/**
+ * A target URL as one flat string: every target keeps its dst (and a key made from it), and a
+ * template literal would keep a tree of cons strings instead (issue #9's memory bar).
+ */
+function destination(scheme: string, addr: string, path: string): string {
+  return [scheme, addr, path].join('');
 }
 
 function quoted(tags: readonly string[]): string {

@@ -13,6 +13,15 @@ const defaultPorts: Readonly<Record<string, number>> = {
   'grpcs:': 443,
 };
 
+/** The known schemes as constants: every target's URL then shares one string, not a copy each. */
+const knownProtocols: ReadonlyMap<string, string> = new Map(
+  ['http:', 'https:', 'tcp:', 'grpc:', 'grpcs:', 'ws:', 'wss:'].map((p) => [p, p]),
+);
+
+function internProtocol(p: string): string {
+  return knownProtocols.get(p) ?? p;
+}
+
 const reScheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//;
 
 /** Parses `scheme://host[:port][/path][?query]`; returns a reason string when it is not one. */
@@ -27,7 +36,7 @@ export function parseTargetUrl(dst: string): TargetUrl | string {
   }
   const m = reScheme.exec(dst);
   if (m === null) return `target ${JSON.stringify(dst)} is not a URL (expected scheme://host:port/)`;
-  const protocol = `${(m[1] ?? '').toLowerCase()}:`;
+  const protocol = internProtocol(`${(m[1] ?? '').toLowerCase()}:`);
   const rest = dst.slice(m[0].length);
   let end = rest.length;
   for (let i = 0; i < rest.length; i++) {

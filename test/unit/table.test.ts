@@ -162,4 +162,57 @@ describe('table: Cairn behaviour', () => {
     expect(t.tcp.lookupPort(5432)?.src).to.equal(':5432');
     expect(t.tcp.lookupSni('DB.example.com', 443)?.src).to.equal('db.example.com:443');
   });
+
+  it("shares one parsed destination among an instance's route tags (issue #9's memory bar)", () => {
+    const t = buildTable({
+      instances: [
+        inst({ id: 'a', tags: ['urlprefix-a.com/', 'urlprefix-b.com/x', 'urlprefix-c.com/ strip=/x'] }),
+      ],
+      manual: '',
+    });
+    const bySrc = (src: string) => t.routes.find((r) => r.src === src)?.targets[0];
+    const [x, y, z] = [bySrc('a.com/'), bySrc('b.com/x'), bySrc('c.com/')];
+    expect(x?.dst).to.equal('http://10.0.0.1:8080/');
+    expect(y?.url).to.equal(x?.url);
+    expect(z?.url).to.equal(x?.url);
+    expect(y?.key).to.equal(x?.key);
+    expect(y?.opts).to.not.equal(z?.opts);
+    expect(z?.opts.strip).to.equal('/x');
+  });
+
+  it('keeps the same routes, targets and version whatever the host and route sharing', () => {
+    // One route per host (kept without a path map), several paths on one host, a :80 pattern
+    // (separate plain and TLS host indexes), duplicates (two target lists) and a weight rule.
+    const instances = [
+      inst({
+        id: 'a',
+        service: 's1',
+        tags: ['urlprefix-one.com/', 'urlprefix-two.com/a', 'urlprefix-two.com/b'],
+      }),
+      inst({ id: 'b', service: 's1', tags: ['urlprefix-two.com/a', 'urlprefix-three.com:80/'] }),
+      inst({ id: 'c', service: 's2', tags: ['urlprefix-two.com/a'] }),
+    ];
+    const manual = 'route add s1 two.com/a http://127.0.0.1:1/\nroute add s1 two.com/a http://127.0.0.1:1/';
+    const t = buildTable({ instances, manual });
+    expect(tableConfig(t, true)).to.deep.equal([
+      'route add s1 two.com/b http://10.0.0.1:8080/ weight 1.0000',
+      'route add s1 two.com/a http://10.0.0.1:8080/ weight 0.3333',
+      'route add s2 two.com/a http://10.0.0.1:8080/ weight 0.3333',
+      'route add s1 two.com/a http://127.0.0.1:1/ weight 0.3333',
+      'route add s1 three.com:80/ http://10.0.0.1:8080/ weight 1.0000',
+      'route add s1 one.com/ http://10.0.0.1:8080/ weight 1.0000',
+    ]);
+    expect(t.http.lookup({ host: 'three.com', path: '/' })?.src).to.equal('three.com:80/');
+    expect(t.http.lookup({ host: 'three.com', path: '/', tls: true })).to.equal(undefined);
+    expect(t.http.lookup({ host: 'one.com', path: '/x' })?.src).to.equal('one.com/');
+    expect(t.http.lookup({ host: 'two.com', path: '/b/c' })?.src).to.equal('two.com/b');
+    expect(t.http.lookup({ host: 'two.com', path: '/c' })).to.equal(undefined);
+    const weighed = buildTable({ instances, manual: `${manual}\nroute weight s1 two.com/a weight 0.5` });
+    const a = weighed.routes.find((r) => r.src === 'two.com/a');
+    expect(a?.targets.map((x) => [x.service, x.dst, x.share])).to.deep.equal([
+      ['s1', 'http://10.0.0.1:8080/', 0.25],
+      ['s2', 'http://10.0.0.1:8080/', 0.5],
+      ['s1', 'http://127.0.0.1:1/', 0.25],
+    ]);
+  });
 });
