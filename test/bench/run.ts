@@ -3,6 +3,7 @@
 //
 //   npm run bench -- [--quick] [--only table|lookup|balancer|http|tcp|memory|etcd|consul[,...]] [--sizes 100,2048,65536]
 //                    [--minutes M]   (memory: a soak of M minutes instead of 60 s)
+//                    [--workers N]   (memory: Cairn's --workers; default: Cairn's default, one per CPU)
 //
 // Exits non-zero when a bench crashes or cannot run; a figure that misses its target is printed
 // with a "BELOW TARGET" marker by the bench and does not change the exit code.
@@ -22,6 +23,7 @@ interface Options {
   readonly quick: boolean;
   readonly sizes: string | undefined;
   readonly minutes: string | undefined;
+  readonly workers: string | undefined;
 }
 
 const benches: readonly Bench[] = [
@@ -48,6 +50,7 @@ const benches: readonly Bench[] = [
     args: (o) => [
       ...(o.quick ? ['--quick'] : []),
       ...(o.minutes !== undefined ? ['--minutes', o.minutes] : []),
+      ...(o.workers !== undefined ? ['--workers', o.workers] : []),
     ],
   },
   { name: 'etcd', file: 'etcd.bench.ts', nodeArgs: [], args: (o) => (o.quick ? ['--quick'] : []) },
@@ -59,6 +62,7 @@ const options: Options = {
   quick: argv.includes('--quick'),
   sizes: flagValue(argv, 'sizes'),
   minutes: flagValue(argv, 'minutes'),
+  workers: flagValue(argv, 'workers'),
 };
 const only = flagValue(argv, 'only');
 const names = benches.map((b) => b.name);
