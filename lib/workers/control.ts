@@ -34,6 +34,20 @@ export const workerNodeFlags: readonly string[] = [
   '--max-semi-space-size=32',
 ];
 
+/**
+ * The worker flags the user did not set on Cairn's own command line: `node
+ * --max-semi-space-size=16 cairn ...` reaches the workers as that, not overridden by ours.
+ */
+export function workerFlagsFor(execArgv: readonly string[]): string[] {
+  const nameOf = (flag: string) =>
+    flag
+      .replace(/^--(no-)?/, '')
+      .replace(/=.*$/, '')
+      .replaceAll('_', '-');
+  const chosen = new Set(execArgv.filter((a) => a.startsWith('--')).map(nameOf));
+  return workerNodeFlags.filter((f) => !chosen.has(nameOf(f)));
+}
+
 /** Restart backoff: doubles from min to max; a worker that ran this long starts over at min. */
 const backoff = { minMs: 100, maxMs: 10_000, stableMs: 10_000 };
 const startTimeoutMs = 30_000;
@@ -469,7 +483,7 @@ function startWorkerProcess(leanHeap: boolean): ChildProcess {
     execArgv: [
       ...process.execArgv,
       ...(leanHeap ? leanHeapFlagsFor(process.execArgv) : []),
-      ...workerNodeFlags,
+      ...workerFlagsFor(process.execArgv),
     ],
     serialization: 'advanced',
   });

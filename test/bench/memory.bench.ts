@@ -2,6 +2,8 @@
 // /work/shared/BENCH.md, its resident set size sampled every second.
 //
 //   node test/bench/memory.bench.ts [--quick] [--duration S] [--minutes M] [--routes N] [--workers N]
+//     [--cairn-node-args '--max-semi-space-size=16']   (Node/V8 flags on Cairn's command line;
+//     its workers inherit them, in place of their own tuning flag of the same name)
 //
 // One nginx backend (100-byte responses) and wrk (-t1 -c64, a Lua script that spreads the
 // requests over all routes by Host header) on CPU 0; Cairn (the shipped dist/ build) on CPU 1
@@ -50,6 +52,7 @@ const routeCount = Number(flagValue(argv, 'routes') ?? 10_000);
  * set for, which the bench's pinning to one CPU would otherwise turn into a single process.
  */
 const workersFlag = flagValue(argv, 'workers') ?? '2';
+const cairnNodeArgs = (flagValue(argv, 'cairn-node-args') ?? '').split(' ').filter((a) => a !== '');
 const warmupSeconds = 2;
 const connections = 64;
 const size = 100;
@@ -71,8 +74,7 @@ if (minutes !== undefined && (!Number.isFinite(minutes) || minutes <= 0))
   usageError('--minutes expects a positive number');
 if (!Number.isFinite(seconds) || seconds < 5) usageError('--duration expects seconds >= 5');
 if (!Number.isInteger(routeCount) || routeCount < 1) usageError('--routes expects an integer >= 1');
-if (!/^(\d+|auto)$/.test(workersFlag))
-  usageError('--workers expects a number or auto');
+if (!/^(\d+|auto)$/.test(workersFlag)) usageError('--workers expects a number or auto');
 
 interface Sample {
   /** Seconds since the measured run started (negative: before the load). */
@@ -252,6 +254,7 @@ async function main(): Promise<number> {
       proxyCpu,
       process.execPath,
       [
+        ...cairnNodeArgs,
         shippedCairn(repoRoot),
         '--listen',
         `127.0.0.1:${cairnPort}`,
@@ -292,6 +295,7 @@ async function main(): Promise<number> {
         `${started.toISOString()}; node ${process.version}; ${cpus()[0]?.model ?? '?'} x ${cpus().length}; backend + wrk on CPU ${loadCpu}, Cairn on CPU ${proxyCpu}; load average before ${loadStart.map((l) => l.toFixed(2)).join(' ')}, after ${loadavg()
           .map((l) => l.toFixed(2))
           .join(' ')}`,
+        `Cairn: \`--workers ${workersFlag}\`${cairnNodeArgs.length > 0 ? `, Node flags \`${cairnNodeArgs.join(' ')}\`` : ''}.`,
         `Table of ${int(routeCount)} routes live ${fixed(tableSeconds, 1)} s after start. Load: ${int(wrk.requestsPerSec)} req/s, p50 ${ms(wrk.p50Ms)} ms, p99 ${ms(wrk.p99Ms)} ms, ${int(wrk.non2xx)} non-2xx, ${wrk.socketErrors > 0 ? wrk.socketErrorsText : '0 socket errors'}${alive ? '' : `; ${belowTarget}: CAIRN EXITED`}`,
         '',
         processTable(sampler.samples, cairn.pid),

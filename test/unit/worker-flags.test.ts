@@ -1,0 +1,22 @@
+// The Node flags a worker process starts with: Cairn's tuning flags, unless the user set the
+// same flag on Cairn's own command line (which the workers inherit).
+
+import { expect } from 'chai';
+import { workerFlagsFor, workerNodeFlags } from '../../lib/workers/control.ts';
+
+describe('workers: Node flags', () => {
+  it('adds the tuning flags the command line did not set', () => {
+    expect(workerFlagsFor([])).to.deep.equal([...workerNodeFlags]);
+    expect(workerFlagsFor(['--enable-source-maps', '--max-old-space-size=512'])).to.deep.equal([
+      ...workerNodeFlags,
+    ]);
+  });
+
+  it('leaves out a flag the user set, in either spelling', () => {
+    for (const f of workerNodeFlags) {
+      const name = f.replace(/=.*$/, '');
+      expect(workerFlagsFor([`${name}=4`])).to.not.include(f);
+      expect(workerFlagsFor([`${name.replaceAll('-', '_').replace(/^__/, '--')}=4`])).to.not.include(f);
+    }
+  });
+});
