@@ -85,8 +85,16 @@ export class TrafficCell implements CellLabels {
   retries = 0;
   /** Created on the first request, so idle targets of a large table cost no ring memory. */
   window: LiveWindow | undefined;
-  /** Whether the window keeps rate rings (false in a worker of `--workers`: see Traffic). */
-  rates = true;
+  /**
+   * Whether the cell keeps a live window. Not in a worker of `--workers`: the control process
+   * keeps the rates and percentiles, and the worker's latencies go to one log its reports drain
+   * (Traffic.reportOnly), so a busy cell there costs its counters only, not a 2 KB ring.
+   */
+  live = true;
+  /** Worker of `--workers`: the counters as of its last report to the control (StatsReporter). */
+  reportedRequests = 0;
+  reportedErrors5xx = 0;
+  reportedConnectErrors = 0;
 
   constructor(labels: CellLabels) {
     this.id = nextId++;
@@ -99,7 +107,7 @@ export class TrafficCell implements CellLabels {
 
   /** Request path: one finished request. No allocation after the first call. */
   record(status: number, ms: number, second: number): void {
-    const w = this.window ?? this.openWindow();
+    if (this.byClass === noCounters.byClass) this.firstWrite();
     this.requests++;
     const cls = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
     this.byClass[cls] = (this.byClass[cls] as number) + 1;
@@ -107,13 +115,13 @@ export class TrafficCell implements CellLabels {
     while (b < bucketCount && ms > (bucketsMs[b] as number)) b++;
     this.buckets[b] = (this.buckets[b] as number) + 1;
     this.durationSeconds += ms / 1000;
-    w.recordLatency(ms, second);
+    this.window?.recordLatency(ms, second);
   }
 
   /** Request path: one failed upstream attempt; `retried` when another target is tried next. */
   recordUpstreamError(kind: UpstreamErrorKind, retried: boolean): void {
     // Before counting: a window opened afterwards would take this error as its baseline.
-    if (this.window === undefined) this.openWindow();
+    if (this.byClass === noCounters.byClass) this.firstWrite();
     const k = kindIndex[kind];
     this.upstreamErrors[k] = (this.upstreamErrors[k] as number) + 1;
     if (retried) this.retries++;
@@ -143,32 +151,33 @@ export class TrafficCell implements CellLabels {
     latencies: readonly number[],
     second: number,
   ): void {
-    const w = this.window ?? this.openWindow();
+    if (this.byClass === noCounters.byClass) this.firstWrite();
     this.requests += requests;
     this.byClass[5] = (this.byClass[5] as number) + errors5xx;
     this.upstreamErrors[0] = (this.upstreamErrors[0] as number) + connectErrors;
-    for (const ms of latencies) w.recordLatency(ms, second);
+    const w = this.window;
+    if (w !== undefined) for (const ms of latencies) w.recordLatency(ms, second);
   }
 
   /** TCP cells: the engine's counters are the source of truth; copy them at the tick. */
   syncTcp(connections: number, connectErrors: number): void {
-    if (this.window === undefined && connections === this.requests && connectErrors === this.connectErrors)
-      return;
-    if (this.window === undefined) this.openWindow();
+    if (this.byClass === noCounters.byClass) {
+      if (connections === this.requests && connectErrors === this.connectErrors) return;
+      this.firstWrite();
+    }
     this.requests = connections;
     this.upstreamErrors[0] = connectErrors;
   }
 
-  /** Every write path comes through here first: the cell gets its own counters with its window. */
-  private openWindow(): LiveWindow {
-    if (this.byClass === noCounters.byClass) {
-      const own = counterViews(new ArrayBuffer(countersLength * 8));
-      this.byClass = own.byClass;
-      this.buckets = own.buckets;
-      this.upstreamErrors = own.upstreamErrors;
-    }
-    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors, this.rates);
-    this.window = w;
-    return w;
+  /**
+   * Every write path comes through here first: the cell gets its own counters and (if `live`) its
+   * window, whose baseline is the counters before this write.
+   */
+  private firstWrite(): void {
+    const own = counterViews(new ArrayBuffer(countersLength * 8));
+    this.byClass = own.byClass;
+    this.buckets = own.buckets;
+    this.upstreamErrors = own.upstreamErrors;
+    if (this.live) this.window = new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
   }
 }

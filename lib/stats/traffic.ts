@@ -68,6 +68,49 @@ function targetWithKey(r: Route, key: string): RouteTarget | undefined {
   return undefined;
 }
 
+/** The most latency samples a worker keeps between two reports (then it drops until the next). */
+const maxLogged = 1 << 16;
+
+/**
+ * A worker's latency samples since its last report, of every cell, in one pair of arrays: the
+ * request path stores two values, and a busy cell costs nothing here once reported. Past
+ * `maxLogged` samples in one report interval (more requests per second than a worker serves),
+ * later ones are dropped until the next report.
+ */
+class LatencyLog {
+  private cells: (TrafficCell | undefined)[] = [];
+  private ms = new Float64Array(1024);
+  private n = 0;
+
+  add(cell: TrafficCell, ms: number): void {
+    const n = this.n;
+    if (n === this.ms.length) {
+      if (n >= maxLogged) return;
+      const grown = new Float64Array(n * 2);
+      grown.set(this.ms);
+      this.ms = grown;
+    }
+    this.cells[n] = cell;
+    this.ms[n] = ms;
+    this.n = n + 1;
+  }
+
+  take(): Map<TrafficCell, number[]> {
+    const out = new Map<TrafficCell, number[]>();
+    for (let i = 0; i < this.n; i++) {
+      const c = this.cells[i] as TrafficCell;
+      let list = out.get(c);
+      if (list === undefined) out.set(c, (list = []));
+      list.push(this.ms[i] as number);
+      // Let a cell that leaves the table go.
+      this.cells[i] = undefined;
+    }
+    this.n = 0;
+    for (const [c, list] of out) if (list.length > latencySamples) out.set(c, list.slice(-latencySamples));
+    return out;
+  }
+}
+
 /** The cells a route of the live table has so far (only routes with at least one are kept). */
 class RouteCells {
   /** The live table's route under this source. */
@@ -128,16 +171,29 @@ export class Traffic {
   /** The ticker's clock: seconds since start, stamped on latency samples. */
   second = 0;
   private readonly scratch = new Float64Array(latencySamples);
-  /** See latencyOnly(). */
-  private rates = true;
+  /** Whether new cells keep a live window; see reportOnly(). */
+  private windows = true;
+  /** Latencies since the last report, in a worker (see reportOnly()). */
+  private log: LatencyLog | undefined;
 
   /**
    * A worker of `--workers`: its cells only feed the reports to the control process, which keeps
-   * the rates, so windows opened from now on keep latencies only (1.2 KB less per busy cell).
+   * the rates and percentiles, so cells made from now on keep no live window (its latency ring
+   * is 2 KB, times every busy route of a 10,000-route table); their latencies go to one log the
+   * reports drain (takeLatencies()).
    */
-  latencyOnly(): void {
-    this.rates = false;
-    for (const c of this.cells()) c.rates = false;
+  reportOnly(): void {
+    this.windows = false;
+    this.log ??= new LatencyLog();
+    for (const c of this.cells()) c.live = false;
+  }
+
+  /**
+   * Worker of `--workers`: the latencies recorded since the previous call, by cell, oldest first,
+   * at most `latencySamples` (the most recent) per cell, as the control's rings keep no more.
+   */
+  takeLatencies(): Map<TrafficCell, number[]> {
+    return this.log?.take() ?? new Map();
   }
 
   /** The HTTP proxy's `onResponse` hook. */
@@ -151,7 +207,10 @@ export class Traffic {
     if (target !== undefined) cell = this.byTarget.get(target) ?? this.attachTarget(route, target);
     else if (route !== undefined) cell = this.byRoute.get(route) ?? this.attachRoute(route);
     else cell = this.noRoute;
-    if (cell !== undefined) cell.record(status, ms, this.second);
+    if (cell !== undefined) {
+      cell.record(status, ms, this.second);
+      if (this.log !== undefined) this.log.add(cell, ms);
+    }
   };
 
   /** The HTTP proxy's `onUpstreamError` hook. */
@@ -220,7 +279,7 @@ export class Traffic {
         key: '',
         tcp: isTcpProto(rc.route.proto),
       });
-      c.rates = this.rates;
+      c.live = this.windows;
       rc.cell = c;
     }
     this.byRoute.set(route, c);
@@ -242,7 +301,7 @@ export class Traffic {
         key,
         tcp: isTcpProto(rc.route.proto),
       });
-      c.rates = this.rates;
+      c.live = this.windows;
       rc.addTarget(c);
     }
     return c;

@@ -1,10 +1,14 @@
 // The memory cuts of issue 9 (10,000-route tables): cells share zeros until they count, windows
-// create their error rings with the first error, a worker's windows keep latencies only, and
+// create their error rings with the first error, a worker's cells keep no window (one latency log
+// for its reports), and
 // every process runs with the lean-heap V8 flags unless the user chose them.
 
 import { expect } from 'chai';
 import { LiveWindow, shortWindow } from '../../lib/stats/live-window.ts';
 import { TrafficCell } from '../../lib/stats/traffic-cell.ts';
+import { Traffic } from '../../lib/stats/traffic.ts';
+import { buildTable } from '../../routing/table.ts';
+import type { Route, RouteTarget } from '../../routing/types.ts';
 import { leanHeapFlags, leanHeapFlagsFor, leanHeapHere } from '../../lib/workers/lean-heap.ts';
 
 const labels = { route: 'r', service: 's', target: 't', key: 'k', tcp: false };
@@ -53,6 +57,32 @@ describe('stats memory', () => {
     w.latenciesSince(0, out);
     expect(out).to.deep.equal([7, 9]);
     expect(w.percentiles(1, new Float64Array(256)).p99).to.equal(9);
+  });
+
+  it("a worker's cells keep no live window: its latencies go to one log the reports drain", () => {
+    const traffic = new Traffic();
+    traffic.reportOnly();
+    const t = buildTable({
+      instances: [],
+      manual: 'route add a / http://10.0.0.1:80/\nroute add b /b http://10.0.0.2:80/',
+    });
+    traffic.bind(t);
+    const [a, b] = t.routes as [Route, Route];
+    const ta = a.targets[0] as RouteTarget;
+    const tb = b.targets[0] as RouteTarget;
+    for (let i = 0; i < 300; i++) traffic.onResponse(a, ta, 200, i);
+    traffic.onResponse(b, tb, 502, 7);
+    const ca = traffic.cellOf(a, ta);
+    expect(ca?.window).to.equal(undefined);
+    expect(ca?.requests).to.equal(300);
+    expect(traffic.cellOf(b, tb)?.errors5xx).to.equal(1);
+    const got = traffic.takeLatencies();
+    // The most recent ring's worth per cell, oldest first.
+    expect(got.get(ca as TrafficCell)).to.deep.equal(Array.from({ length: 256 }, (_, i) => i + 44));
+    expect(got.get(traffic.cellOf(b, tb) as TrafficCell)).to.deep.equal([7]);
+    expect(traffic.takeLatencies().size).to.equal(0);
+    traffic.onResponse(a, ta, 200, 1);
+    expect([...traffic.takeLatencies().values()]).to.deep.equal([[1]]);
   });
 
   it('lean-heap flags are added unless the command line or NODE_OPTIONS chose them', () => {
