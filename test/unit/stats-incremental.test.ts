@@ -1,13 +1,13 @@
-// The swap hooks that work only on what changed (Traffic.bind, LiveKeys, the table diff) against
+// The swap hooks that work only on what changed (Traffic.bind, trackLeaving, the table diff) against
 // what a swap means: after every swap of a random sequence of incrementally built tables, the
 // live cells are those of routes and (route, target key) pairs of the new table that saw traffic
 // (and all of them once every pair was asked for), a pair that stayed keeps its cell (counters
-// continue), a pair that is new gets a new cell; the live keys
-// are the new table's target keys; the diff is that of tables that share no objects.
+// continue), a pair that is new gets a new cell; the leaving keys are those live before and not
+// now; the diff is that of tables that share no objects.
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { LiveKeys } from '../../lib/stats/live-keys.ts';
+import { type LeavingTarget, trackLeaving } from '../../lib/stats/leaving.ts';
 import { diffTables } from '../../lib/stats/table-diff.ts';
 import type { TrafficCell } from '../../lib/stats/traffic-cell.ts';
 import { Traffic } from '../../lib/stats/traffic.ts';
@@ -141,22 +141,23 @@ describe('stats: swap hooks that look only at changed routes', () => {
     );
   });
 
-  it('LiveKeys: the live table target keys; the routes that went report their targets', () => {
+  it('trackLeaving: exactly the keys that were live before and are not now; those that come back leave it', () => {
     fc.assert(
       fc.property(sequenceArb, (snapshots) => {
         const builder = new IncrementalTableBuilder();
-        const live = new LiveKeys();
+        const leaving = new Map<string, LeavingTarget>();
+        const everLive = new Map<string, LeavingTarget>();
         let previous = builder.build({ instances: [], manual: '' });
         for (const instances of snapshots) {
           const t = builder.build({ instances, manual: '' });
-          const gone = live.swap(previous, t);
+          trackLeaving(previous, t, leaving);
           const keys = new Set(t.routes.flatMap((r) => r.targets.map((x) => x.key)));
-          expect(live.size).to.equal(keys.size);
-          for (const k of keys) expect(live.has(k)).to.equal(true);
-          // Every target that left the table is among those reported.
-          const reported = new Set(gone.map((x) => x.key));
-          for (const r of previous.routes)
-            for (const x of r.targets) if (!keys.has(x.key)) expect(reported.has(x.key)).to.equal(true);
+          // Nothing drains here, so every key that was ever live and is not now is leaving.
+          const expected = [...everLive.keys()].filter((k) => !keys.has(k)).sort();
+          expect([...leaving.keys()].sort()).to.deep.equal(expected);
+          for (const [k, v] of leaving) expect(v).to.deep.equal(everLive.get(k));
+          for (const r of t.routes)
+            for (const x of r.targets) everLive.set(x.key, { service: x.service, dst: x.dst });
           previous = t;
         }
       }),
@@ -164,17 +165,22 @@ describe('stats: swap hooks that look only at changed routes', () => {
     );
   });
 
-  it('LiveKeys starts over when given a table it did not see last', () => {
+  it('trackLeaving: a target that left and is drained is not reported again', () => {
     const builder = new IncrementalTableBuilder();
-    const live = new LiveKeys();
+    const leaving = new Map<string, LeavingTarget>();
     const a = builder.build({ instances: [], manual: 'route add s /a http://10.0.0.1:80/' });
     const b = builder.build({ instances: [], manual: 'route add s /b http://10.0.0.2:80/' });
-    live.swap(a, b);
-    const c = builder.build({ instances: [], manual: 'route add s /c http://10.0.0.3:80/' });
-    // Not b: the counts are rebuilt from the table given as previous.
-    live.swap(a, c);
-    expect(live.size).to.equal(1);
-    expect(live.has('s|http://10.0.0.3:80/|')).to.equal(true);
+    trackLeaving(a, b, leaving);
+    expect([...leaving.keys()]).to.deep.equal(['s|http://10.0.0.1:80/|']);
+    leaving.clear(); // nothing in flight any more (Telemetry.draining)
+    const c = builder.build({
+      instances: [],
+      manual: 'route add s /b http://10.0.0.2:80/\nroute add s /c http://10.0.0.3:80/',
+    });
+    trackLeaving(b, c, leaving);
+    expect(leaving.size).to.equal(0);
+    trackLeaving(c, a, leaving);
+    expect([...leaving.keys()].sort()).to.deep.equal(['s|http://10.0.0.2:80/|', 's|http://10.0.0.3:80/|']);
   });
 
   it('diffTables: shared routes (skipped by identity) give the diff of tables that share nothing', () => {
