@@ -4,7 +4,8 @@
 // every process runs with the lean-heap V8 flags unless the user chose them.
 
 import { expect } from 'chai';
-import { LiveWindow, shortWindow } from '../../lib/stats/live-window.ts';
+import fc from 'fast-check';
+import { LiveWindow, latencySamples, nearestRank, shortWindow } from '../../lib/stats/live-window.ts';
 import { TrafficCell } from '../../lib/stats/traffic-cell.ts';
 import { Traffic } from '../../lib/stats/traffic.ts';
 import { buildTable } from '../../routing/table.ts';
@@ -44,6 +45,46 @@ describe('stats memory', () => {
     expect(w.lastMinute()).to.deep.equal({ requests: 11, errors5xx: 4, connectErrors: 2 });
     for (let s = 0; s < shortWindow + 5; s++) w.sample(21, 6, 3);
     expect(w.lastMinute()).to.deep.equal({ requests: 0, errors5xx: 0, connectErrors: 0 });
+  });
+
+  it('latency rings grow only to keep samples of the last minute: percentiles as with a full ring', () => {
+    const stepArb = fc.record({
+      advance: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 50, max: 70 })),
+      samples: fc.array(fc.integer({ min: 0, max: 10_000 }), { maxLength: 60 }),
+    });
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 60 }), (steps) => {
+        const w = new LiveWindow(0, 0, 0);
+        const all: { ms: number; second: number }[] = [];
+        const scratch = new Float64Array(latencySamples);
+        let second = 1;
+        for (const step of steps) {
+          second += step.advance;
+          if (step.advance > 0) {
+            // What a ring of latencySamples slots keeps, filtered as percentiles() filters.
+            const kept = all
+              .slice(-latencySamples)
+              .filter((x) => x.second > second - shortWindow)
+              .map((x) => x.ms)
+              .sort((a, b) => a - b);
+            expect(w.percentiles(second, scratch)).to.deep.equal({
+              p50: nearestRank(kept, 0.5),
+              p99: nearestRank(kept, 0.99),
+            });
+          }
+          for (const ms of step.samples) {
+            w.recordLatency(ms, second);
+            all.push({ ms, second });
+          }
+          expect(w.latencySlots).to.be.at.most(latencySamples);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    // A quiet route keeps a small ring: one request a second for ten minutes.
+    const quiet = new LiveWindow(0, 0, 0);
+    for (let s = 1; s <= 600; s++) quiet.recordLatency(5, s);
+    expect(quiet.latencySlots).to.equal(64);
   });
 
   it('a latency-only window keeps latencies and reads rates as 0', () => {
