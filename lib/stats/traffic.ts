@@ -298,7 +298,8 @@ export class Traffic {
         route: rc.route.src,
         service: t.service,
         target: t.dst,
-        key,
+        // The table's string, not `key`: in the control that is a slice of a worker's message.
+        key: t.key,
         tcp: isTcpProto(rc.route.proto),
       });
       c.live = this.windows;
