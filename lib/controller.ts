@@ -89,20 +89,26 @@ export class Controller {
    * for the same record, so unchanged records keep their identity from build to build.
    */
   private readonly named = new Map<string, WeakMap<ServiceInstance, ServiceInstance>>();
+  /** What the last build was given (the builder keeps the same arrays: no copy). */
+  private lastInputs: Snapshot = { instances: [], manual: '' };
 
   constructor(opts: ControllerOptions) {
     this.opts = opts;
     this.builder = new IncrementalTableBuilder(opts.build);
-    this.runtime = new TableRuntime(
-      this.builder.build({ instances: [], manual: '' }),
-      opts.strategy,
-      opts.health,
-    );
+    this.runtime = new TableRuntime(this.builder.build(this.lastInputs), opts.strategy, opts.health);
   }
 
   /** The live table and balancers; read once per request. */
   get current(): TableRuntime {
     return this.runtime;
+  }
+
+  /**
+   * The merged registry inputs of the last build: they build the current table (or one of the
+   * same version). What `--workers` sends its workers to rebuild it from.
+   */
+  get inputs(): Snapshot {
+    return this.lastInputs;
   }
 
   get swapCount(): number {
@@ -178,7 +184,8 @@ export class Controller {
       if (s.manual.trim() !== '') manual.push(s.manual);
       for (const p of s.problems ?? []) problems.push(p);
     }
-    const table = this.builder.build({ instances, manual: manual.join('\n'), problems });
+    this.lastInputs = { instances, manual: manual.join('\n'), problems };
+    const table = this.builder.build(this.lastInputs);
     this.opts.onProblems?.(table.problems);
     if (table.version === this.runtime.table.version && sameExcluded(table, this.runtime.table)) return;
     const previous = this.runtime.table;

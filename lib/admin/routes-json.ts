@@ -69,7 +69,7 @@ export function routeRows(table: RouteTable, telemetry: Telemetry): RouteRow[] {
   const traffic = telemetry.traffic;
   for (const r of table.routes) {
     for (const t of r.targets) {
-      const cell = traffic.cellOf(t);
+      const cell = traffic.cellOf(r, t);
       const live = traffic.stats(cell);
       const h = telemetry.targetHealth(t);
       out.push({

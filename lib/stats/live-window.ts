@@ -16,13 +16,20 @@ export const longWindow = 300;
 export const shortWindow = 60;
 /** Latency samples kept per cell (the most recent ones). Power of two: the index wraps with a mask. */
 export const latencySamples = 256;
+/**
+ * Latency slots a window starts with. The ring doubles (up to latencySamples) only when the
+ * sample it would overwrite is from the last `shortWindow` seconds: an older one no percentile
+ * can use any more, so a quiet route's ring stays small (most of a 10,000-route table's) and the
+ * percentiles are exactly those of a full ring.
+ */
+const initialLatencySlots = 8;
 
 export class LiveWindow {
   /**
    * Cumulative requests at each of the last `longWindow + 1` ticks; undefined in a latency-only
    * window (a worker of `--workers`: the control process keeps the rates).
    */
-  private readonly requestsAt: Uint32Array | undefined;
+  private requestsAt: Uint32Array | undefined;
   /**
    * 5xx responses then connect errors at each of the last `shortWindow + 1` ticks; created on the
    * first error (most cells never see one), until then both stay at their baselines.
@@ -32,9 +39,9 @@ export class LiveWindow {
   private readonly connectErrorsBase: number;
   /** Ticks sampled since the window was created (the newest sample is `ticks`). */
   private ticks = 0;
-  /** Latency ring: milliseconds, and the clock second each was recorded in. */
-  private readonly latency: Float32Array;
-  private readonly latencySecond: Uint32Array;
+  /** Latency ring: milliseconds, and the clock second each was recorded in (see initialLatencySlots). */
+  private latency: Float32Array;
+  private latencySecond: Uint32Array;
   private latencyCount = 0;
   /**
    * Percentiles cache, valid for one clock second: every reader in that second (the SSE tick, the
@@ -52,11 +59,12 @@ export class LiveWindow {
     // One buffer for the rings a busy cell needs: each typed array's own buffer would cost a
     // header and a malloc'd store apiece, thousands of times over in a large table.
     const ring = rates ? longWindow + 1 : 0;
-    const buffer = new ArrayBuffer((ring + 2 * latencySamples) * 4);
-    this.latencySecond = new Uint32Array(buffer, 0, latencySamples);
-    this.latency = new Float32Array(buffer, latencySamples * 4, latencySamples);
+    const slots = initialLatencySlots;
+    const buffer = new ArrayBuffer((ring + 2 * slots) * 4);
+    this.latencySecond = new Uint32Array(buffer, 0, slots);
+    this.latency = new Float32Array(buffer, slots * 4, slots);
     if (rates) {
-      this.requestsAt = new Uint32Array(buffer, 2 * latencySamples * 4, ring);
+      this.requestsAt = new Uint32Array(buffer, 2 * slots * 4, ring);
       this.requestsAt[0] = requests;
     }
     this.errors5xxBase = errors5xx;
@@ -65,10 +73,42 @@ export class LiveWindow {
 
   /** Request path: one latency sample. */
   recordLatency(ms: number, second: number): void {
-    const i = this.latencyCount & (latencySamples - 1);
+    let slots = this.latency.length;
+    if (this.latencyCount >= slots && slots < latencySamples) {
+      const overwritten = this.latencySecond[this.latencyCount & (slots - 1)] as number;
+      if (overwritten > second - shortWindow) slots = this.grow();
+    }
+    const i = this.latencyCount & (slots - 1);
     this.latency[i] = ms;
     this.latencySecond[i] = second;
     this.latencyCount++;
+  }
+
+  /** Twice the latency slots, the samples kept where their sequence numbers now fall. */
+  private grow(): number {
+    const slots = this.latency.length;
+    const next = slots * 2;
+    const ring = this.requestsAt?.length ?? 0;
+    const buffer = new ArrayBuffer((ring + 2 * next) * 4);
+    const second = new Uint32Array(buffer, 0, next);
+    const latency = new Float32Array(buffer, next * 4, next);
+    for (let n = Math.max(0, this.latencyCount - slots); n < this.latencyCount; n++) {
+      second[n & (next - 1)] = this.latencySecond[n & (slots - 1)] as number;
+      latency[n & (next - 1)] = this.latency[n & (slots - 1)] as number;
+    }
+    if (this.requestsAt !== undefined) {
+      const requestsAt = new Uint32Array(buffer, 2 * next * 4, ring);
+      requestsAt.set(this.requestsAt);
+      this.requestsAt = requestsAt;
+    }
+    this.latencySecond = second;
+    this.latency = latency;
+    return next;
+  }
+
+  /** Latency slots now (grows up to latencySamples). */
+  get latencySlots(): number {
+    return this.latency.length;
   }
 
   /** Latency samples recorded since the window was created. */
@@ -81,8 +121,9 @@ export class LiveWindow {
    * ring's worth, oldest first), appended to `out`. The control process re-records them.
    */
   latenciesSince(since: number, out: number[]): void {
-    const from = Math.max(since, this.latencyCount - latencySamples);
-    for (let n = from; n < this.latencyCount; n++) out.push(this.latency[n & (latencySamples - 1)] as number);
+    const slots = this.latency.length;
+    const from = Math.max(since, this.latencyCount - slots);
+    for (let n = from; n < this.latencyCount; n++) out.push(this.latency[n & (slots - 1)] as number);
   }
 
   /** Once a second: the counters' current values become the newest sample. */
@@ -124,10 +165,11 @@ export class LiveWindow {
   /** p50 and p99 in ms of the samples taken in the last `shortWindow` seconds; 0 without any. */
   percentiles(second: number, scratch: Float64Array): { p50: number; p99: number } {
     if (this.cachedAt !== second) {
-      const n = Math.min(this.latencyCount, latencySamples);
+      const slots = this.latency.length;
       const oldest = second - shortWindow;
       let k = 0;
-      for (let i = 0; i < n; i++) {
+      for (let n = Math.max(0, this.latencyCount - slots); n < this.latencyCount; n++) {
+        const i = n & (slots - 1);
         if ((this.latencySecond[i] as number) > oldest) scratch[k++] = this.latency[i] as number;
       }
       const recent = scratch.subarray(0, k).sort();

@@ -19,7 +19,7 @@ import {
 } from '../metrics/prometheus.ts';
 import type { TcpStats } from '../proxy/tcp/stats.ts';
 import { ChangeHistory, type HistoryEntry } from './history.ts';
-import { LiveKeys } from './live-keys.ts';
+import { type LeavingTarget, trackLeaving } from './leaving.ts';
 import { Traffic } from './traffic.ts';
 
 /** What the server provides; read lazily (the telemetry exists before the proxy and TCP engine). */
@@ -92,9 +92,7 @@ export class Telemetry {
   private instanceStatus: Map<string, InstanceStatus> | undefined;
   private statusSources: readonly (Snapshot | undefined)[] = [];
   /** Targets that left in a swap, by key, until they have nothing in flight. */
-  private readonly leaving = new Map<string, { service: string; dst: string }>();
-  /** The live table's target keys (targets with a share) and how many of its routes have each. */
-  private readonly liveKeys = new LiveKeys();
+  private readonly leaving = new Map<string, LeavingTarget>();
   private timer: NodeJS.Timeout | undefined;
   /**
    * Control process of `--workers`: traffic arrives from the workers (Traffic.absorb) and what is
@@ -135,11 +133,7 @@ export class Telemetry {
 
   onSwap(e: SwapEvent): void {
     this.traffic.bind(e.current);
-    // Only the targets of routes that left (or changed) can have left the table.
-    const gone = this.liveKeys.swap(e.previous, e.current);
-    for (const t of gone)
-      if (!this.liveKeys.has(t.key)) this.leaving.set(t.key, { service: t.service, dst: t.dst });
-    for (const k of this.leaving.keys()) if (this.liveKeys.has(k)) this.leaving.delete(k);
+    trackLeaving(e.previous, e.current, this.leaving);
     this.statusSources = this.host.controller.registryInfos().map((r) => r.snapshot);
     this.instanceStatus = undefined;
     this.metrics.onSwap();

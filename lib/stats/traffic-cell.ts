@@ -38,29 +38,21 @@ const errorKindCount = upstreamErrorKinds.length;
 /** Doubles per cell: byClass, then the histogram (with +Inf), then upstream errors. */
 const countersLength = classCount + bucketCount + 1 + errorKindCount;
 
-/**
- * A cell's three counter arrays as views over one buffer: one allocation instead of three (a
- * 10,000-route table has 20,000 cells, and each typed array costs far more in headers than in
- * its few doubles).
- */
-function counterViews(buffer: ArrayBuffer): {
-  byClass: Float64Array;
-  buckets: Float64Array;
-  upstreamErrors: Float64Array;
-} {
-  return {
-    byClass: new Float64Array(buffer, 0, classCount),
-    buckets: new Float64Array(buffer, classCount * 8, bucketCount + 1),
-    upstreamErrors: new Float64Array(buffer, (classCount + bucketCount + 1) * 8, errorKindCount),
-  };
-}
+/** Offsets in a cell's counters: byClass, then the histogram (with +Inf), then upstream errors. */
+const bucketsAt = classCount;
+const errorsAt = classCount + bucketCount + 1;
 
 /**
  * The zeros every cell reads until it counts something: most cells of a large table never see a
  * request (route-level cells, idle targets). Only TrafficCell writes counters, and only after
- * `openWindow()` gave the cell its own buffer, so these are never written.
+ * `firstWrite()` gave the cell its own array, so these are never written.
  */
-const noCounters = counterViews(new ArrayBuffer(countersLength * 8));
+const noCounters: number[] = new Array<number>(countersLength).fill(0);
+const noViews = {
+  byClass: new Float64Array(bucketsAt),
+  buckets: new Float64Array(errorsAt - bucketsAt),
+  upstreamErrors: new Float64Array(countersLength - errorsAt),
+};
 
 export class TrafficCell implements CellLabels {
   /** Stable id while the cell lives (rows in the API and UI). */
@@ -73,20 +65,26 @@ export class TrafficCell implements CellLabels {
   /** Requests (TCP: connections) ever recorded. */
   requests = 0;
   /**
-   * Responses by status class (statusClasses). Read-only outside this class; shared zeros until
-   * the first count (see noCounters), like `buckets` and `upstreamErrors`.
+   * byClass, buckets and upstreamErrors in one plain array of numbers: shared zeros until the
+   * first count (see noCounters). Not typed arrays: a buffer object, its off-heap store and three
+   * views cost a busy cell ~450 bytes more, times every busy route of a 10,000-route table. The
+   * getters below copy them out for the exporter (once per scrape).
    */
-  byClass: Float64Array = noCounters.byClass;
-  /** Duration histogram: non-cumulative counts per bucket, the last one is +Inf. */
-  buckets: Float64Array = noCounters.buckets;
+  private counters: number[] = noCounters;
   durationSeconds = 0;
-  /** Failed upstream attempts by kind (upstreamErrorKinds). */
-  upstreamErrors: Float64Array = noCounters.upstreamErrors;
   retries = 0;
   /** Created on the first request, so idle targets of a large table cost no ring memory. */
   window: LiveWindow | undefined;
-  /** Whether the window keeps rate rings (false in a worker of `--workers`: see Traffic). */
-  rates = true;
+  /**
+   * Whether the cell keeps a live window. Not in a worker of `--workers`: the control process
+   * keeps the rates and percentiles, and the worker's latencies go to one log its reports drain
+   * (Traffic.reportOnly), so a busy cell there costs its counters only, not a 2 KB ring.
+   */
+  live = true;
+  /** Worker of `--workers`: the counters as of its last report to the control (StatsReporter). */
+  reportedRequests = 0;
+  reportedErrors5xx = 0;
+  reportedConnectErrors = 0;
 
   constructor(labels: CellLabels) {
     this.id = nextId++;
@@ -97,34 +95,53 @@ export class TrafficCell implements CellLabels {
     this.tcp = labels.tcp;
   }
 
+  /** Responses by status class (statusClasses). A copy (shared zeros before the first count). */
+  get byClass(): Float64Array {
+    const c = this.counters;
+    return c === noCounters ? noViews.byClass : Float64Array.from(c.slice(0, bucketsAt));
+  }
+
+  /** Duration histogram: non-cumulative counts per bucket, the last one is +Inf. A copy. */
+  get buckets(): Float64Array {
+    const c = this.counters;
+    return c === noCounters ? noViews.buckets : Float64Array.from(c.slice(bucketsAt, errorsAt));
+  }
+
+  /** Failed upstream attempts by kind (upstreamErrorKinds). A copy. */
+  get upstreamErrors(): Float64Array {
+    const c = this.counters;
+    return c === noCounters ? noViews.upstreamErrors : Float64Array.from(c.slice(errorsAt));
+  }
+
   /** Request path: one finished request. No allocation after the first call. */
   record(status: number, ms: number, second: number): void {
-    const w = this.window ?? this.openWindow();
+    if (this.counters === noCounters) this.firstWrite();
+    const c = this.counters;
     this.requests++;
     const cls = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
-    this.byClass[cls] = (this.byClass[cls] as number) + 1;
+    c[cls] = (c[cls] as number) + 1;
     let b = 0;
     while (b < bucketCount && ms > (bucketsMs[b] as number)) b++;
-    this.buckets[b] = (this.buckets[b] as number) + 1;
+    c[bucketsAt + b] = (c[bucketsAt + b] as number) + 1;
     this.durationSeconds += ms / 1000;
-    w.recordLatency(ms, second);
+    this.window?.recordLatency(ms, second);
   }
 
   /** Request path: one failed upstream attempt; `retried` when another target is tried next. */
   recordUpstreamError(kind: UpstreamErrorKind, retried: boolean): void {
     // Before counting: a window opened afterwards would take this error as its baseline.
-    if (this.window === undefined) this.openWindow();
-    const k = kindIndex[kind];
-    this.upstreamErrors[k] = (this.upstreamErrors[k] as number) + 1;
+    if (this.counters === noCounters) this.firstWrite();
+    const i = errorsAt + kindIndex[kind];
+    this.counters[i] = (this.counters[i] as number) + 1;
     if (retried) this.retries++;
   }
 
   get errors5xx(): number {
-    return this.byClass[5] as number;
+    return this.counters[5] as number;
   }
 
   get connectErrors(): number {
-    return this.upstreamErrors[0] as number;
+    return this.counters[errorsAt] as number;
   }
 
   /** Once a second (the ticker): the live window takes a sample. */
@@ -143,32 +160,31 @@ export class TrafficCell implements CellLabels {
     latencies: readonly number[],
     second: number,
   ): void {
-    const w = this.window ?? this.openWindow();
+    if (this.counters === noCounters) this.firstWrite();
+    const c = this.counters;
     this.requests += requests;
-    this.byClass[5] = (this.byClass[5] as number) + errors5xx;
-    this.upstreamErrors[0] = (this.upstreamErrors[0] as number) + connectErrors;
-    for (const ms of latencies) w.recordLatency(ms, second);
+    c[5] = (c[5] as number) + errors5xx;
+    c[errorsAt] = (c[errorsAt] as number) + connectErrors;
+    const w = this.window;
+    if (w !== undefined) for (const ms of latencies) w.recordLatency(ms, second);
   }
 
   /** TCP cells: the engine's counters are the source of truth; copy them at the tick. */
   syncTcp(connections: number, connectErrors: number): void {
-    if (this.window === undefined && connections === this.requests && connectErrors === this.connectErrors)
-      return;
-    if (this.window === undefined) this.openWindow();
+    if (this.counters === noCounters) {
+      if (connections === this.requests && connectErrors === this.connectErrors) return;
+      this.firstWrite();
+    }
     this.requests = connections;
-    this.upstreamErrors[0] = connectErrors;
+    this.counters[errorsAt] = connectErrors;
   }
 
-  /** Every write path comes through here first: the cell gets its own counters with its window. */
-  private openWindow(): LiveWindow {
-    if (this.byClass === noCounters.byClass) {
-      const own = counterViews(new ArrayBuffer(countersLength * 8));
-      this.byClass = own.byClass;
-      this.buckets = own.buckets;
-      this.upstreamErrors = own.upstreamErrors;
-    }
-    const w = new LiveWindow(this.requests, this.errors5xx, this.connectErrors, this.rates);
-    this.window = w;
-    return w;
+  /**
+   * Every write path comes through here first: the cell gets its own counters and (if `live`) its
+   * window, whose baseline is the counters before this write.
+   */
+  private firstWrite(): void {
+    this.counters = new Array<number>(countersLength).fill(0);
+    if (this.live) this.window = new LiveWindow(this.requests, this.errors5xx, this.connectErrors);
   }
 }

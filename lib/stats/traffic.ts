@@ -3,20 +3,22 @@
 // HTTP proxy as its hooks): one WeakMap lookup by the RouteTarget object, then plain number and
 // typed-array updates on its TrafficCell. No strings, no label hashing, no allocation.
 //
-// Cells are bound to a table's Route/RouteTarget objects when the table becomes live. A pair that
-// stays in the table (same source, same target key) keeps its cell, so counters and rates
-// continue across swaps; a pair that leaves loses it, and with it its Prometheus labels. Requests
-// still in flight on an older table find that table's objects in the WeakMaps (entries vanish
-// with the table) and count on the cell they started with.
+// Cells are made on a pair's first traffic, not at a swap: most routes of a 10,000-route table
+// never see a request between two swaps, and a cell, its WeakMap entries and its place in the
+// live index cost some 600 bytes per route that way (issue #9: a worker's heap per route). The
+// first request of a pair takes the slow path (find its source in the live table, make the
+// cell); every later one finds the cell by object identity.
 //
-// Binding is incremental: the table builder reuses the Route object of an unchanged route, and
-// such a route is already bound (its objects are in the WeakMaps, its cells stay). Only routes
-// that are new objects are looked up by source and target key, so a swap after one registry
-// change binds a handful of cells, not the 17,000 of a 10,000-instance table.
+// A pair that stays in the table (same source, same target key) keeps its cell across swaps, so
+// counters and rates continue; a pair that leaves loses it, and with it its Prometheus labels.
+// Requests still in flight on an older table count on the live cell of their pair if the pair
+// is still in the table, else on the cell they had (invisible now) or nowhere: either way not
+// on a series of the live table. A swap looks only at the routes that have cells.
 
 import { isTcpProto } from '../../routing/table.ts';
 import type { Route, RouteTable, RouteTarget } from '../../routing/types.ts';
 import { latencySamples, longWindow, shortWindow } from './live-window.ts';
+import { routesBySrc } from './route-index.ts';
 import { TrafficCell, type UpstreamErrorKind } from './traffic-cell.ts';
 
 /** What the UI and `/api/routes` show for a cell. */
@@ -54,39 +56,144 @@ export interface TcpCounterSource {
   }>;
 }
 
-/** The cells of one route of the live table. */
-interface BoundRoute {
-  readonly route: Route;
+/** The service a route's own cell is labelled with: its first target's. */
+function serviceOf(r: Route): string {
+  return (r.targets[0] ?? r.starved[0])?.service ?? '';
+}
+
+/** The route's first target (or starved target) with `key`. */
+function targetWithKey(r: Route, key: string): RouteTarget | undefined {
+  for (const t of r.targets) if (t.key === key) return t;
+  for (const t of r.starved) if (t.key === key) return t;
+  return undefined;
+}
+
+/** The most latency samples a worker keeps between two reports (then it drops until the next). */
+const maxLogged = 1 << 16;
+
+/**
+ * A worker's latency samples since its last report, of every cell, in one pair of arrays: the
+ * request path stores two values, and a busy cell costs nothing here once reported. Past
+ * `maxLogged` samples in one report interval (more requests per second than a worker serves),
+ * later ones are dropped until the next report.
+ */
+class LatencyLog {
+  private cells: (TrafficCell | undefined)[] = [];
+  private ms = new Float64Array(1024);
+  private n = 0;
+
+  add(cell: TrafficCell, ms: number): void {
+    const n = this.n;
+    if (n === this.ms.length) {
+      if (n >= maxLogged) return;
+      const grown = new Float64Array(n * 2);
+      grown.set(this.ms);
+      this.ms = grown;
+    }
+    this.cells[n] = cell;
+    this.ms[n] = ms;
+    this.n = n + 1;
+  }
+
+  take(): Map<TrafficCell, number[]> {
+    const out = new Map<TrafficCell, number[]>();
+    for (let i = 0; i < this.n; i++) {
+      const c = this.cells[i] as TrafficCell;
+      let list = out.get(c);
+      if (list === undefined) out.set(c, (list = []));
+      list.push(this.ms[i] as number);
+      // Let a cell that leaves the table go.
+      this.cells[i] = undefined;
+    }
+    this.n = 0;
+    for (const [c, list] of out) if (list.length > latencySamples) out.set(c, list.slice(-latencySamples));
+    return out;
+  }
+}
+
+/** The cells a route of the live table has so far (only routes with at least one are kept). */
+class RouteCells {
+  /** The live table's route under this source. */
+  route: Route;
   /** Requests answered before a target was picked; labelled with the first target's service. */
-  readonly cell: TrafficCell;
-  /** By target key (two targets of a route may share a key: they share the cell). */
-  readonly targets: ReadonlyMap<string, TrafficCell>;
+  cell: TrafficCell | undefined;
+  /** The first target cell made; the others by key (two targets with one key share a cell). */
+  first: TrafficCell | undefined;
+  more: Map<string, TrafficCell> | undefined;
+
+  constructor(route: Route) {
+    this.route = route;
+  }
+
+  target(key: string): TrafficCell | undefined {
+    const f = this.first;
+    if (f === undefined || f.key === key) return f;
+    return this.more?.get(key);
+  }
+
+  addTarget(c: TrafficCell): void {
+    if (this.first === undefined) this.first = c;
+    else (this.more ??= new Map()).set(c.key, c);
+  }
+
+  /** Route-level cell first, then target cells in the order they were made. */
+  *cells(): IterableIterator<TrafficCell> {
+    if (this.cell !== undefined) yield this.cell;
+    if (this.first !== undefined) yield this.first;
+    if (this.more !== undefined) yield* this.more.values();
+  }
+
+  /**
+   * The source's route is a new object: keep the cells of the pairs it still has. Returns false
+   * when none is left.
+   */
+  rebind(r: Route): boolean {
+    this.route = r;
+    if (this.cell !== undefined && this.cell.service !== serviceOf(r)) this.cell = undefined;
+    const kept: TrafficCell[] = [];
+    for (const c of this.cells()) if (c.target !== '' && targetWithKey(r, c.key) !== undefined) kept.push(c);
+    this.first = kept[0];
+    this.more = undefined;
+    for (let i = 1; i < kept.length; i++) this.addTarget(kept[i] as TrafficCell);
+    return this.cell !== undefined || this.first !== undefined;
+  }
 }
 
 export class Traffic {
   private readonly byTarget = new WeakMap<RouteTarget, TrafficCell>();
   private readonly byRoute = new WeakMap<Route, TrafficCell>();
-  /** The live table's routes and their cells, by source, in table order. */
-  private live = new Map<string, BoundRoute>();
+  /** The cells of the live table, by route source: only routes that have any. */
+  private readonly live = new Map<string, RouteCells>();
+  /** The live table (the last one bound). */
+  private table: Pick<RouteTable, 'routes'> | undefined;
   /** Requests no route matched. */
   readonly noRoute = new TrafficCell({ route: '', service: '', target: '', key: '', tcp: false });
   /** The ticker's clock: seconds since start, stamped on latency samples. */
   second = 0;
   private readonly scratch = new Float64Array(latencySamples);
-  /** See latencyOnly(). */
-  private rates = true;
+  /** Whether new cells keep a live window; see reportOnly(). */
+  private windows = true;
+  /** Latencies since the last report, in a worker (see reportOnly()). */
+  private log: LatencyLog | undefined;
 
   /**
    * A worker of `--workers`: its cells only feed the reports to the control process, which keeps
-   * the rates, so windows opened from now on keep latencies only (1.2 KB less per busy cell).
+   * the rates and percentiles, so cells made from now on keep no live window (its latency ring
+   * is 2 KB, times every busy route of a 10,000-route table); their latencies go to one log the
+   * reports drain (takeLatencies()).
    */
-  latencyOnly(): void {
-    this.rates = false;
-    for (const b of this.live.values()) {
-      b.cell.rates = false;
-      for (const c of b.targets.values()) c.rates = false;
-    }
-    this.noRoute.rates = false;
+  reportOnly(): void {
+    this.windows = false;
+    this.log ??= new LatencyLog();
+    for (const c of this.cells()) c.live = false;
+  }
+
+  /**
+   * Worker of `--workers`: the latencies recorded since the previous call, by cell, oldest first,
+   * at most `latencySamples` (the most recent) per cell, as the control's rings keep no more.
+   */
+  takeLatencies(): Map<TrafficCell, number[]> {
+    return this.log?.take() ?? new Map();
   }
 
   /** The HTTP proxy's `onResponse` hook. */
@@ -97,9 +204,13 @@ export class Traffic {
     ms: number,
   ): void => {
     let cell: TrafficCell | undefined;
-    if (target !== undefined) cell = this.byTarget.get(target);
-    if (cell === undefined && route !== undefined) cell = this.byRoute.get(route);
-    (cell ?? this.noRoute).record(status, ms, this.second);
+    if (target !== undefined) cell = this.byTarget.get(target) ?? this.attachTarget(route, target);
+    else if (route !== undefined) cell = this.byRoute.get(route) ?? this.attachRoute(route);
+    else cell = this.noRoute;
+    if (cell !== undefined) {
+      cell.record(status, ms, this.second);
+      if (this.log !== undefined) this.log.add(cell, ms);
+    }
   };
 
   /** The HTTP proxy's `onUpstreamError` hook. */
@@ -109,56 +220,106 @@ export class Traffic {
     kind: UpstreamErrorKind,
     retried: boolean,
   ): void => {
-    const cell = this.byTarget.get(target) ?? this.byRoute.get(route);
+    const cell = this.byTarget.get(target) ?? this.attachTarget(route, target);
     if (cell !== undefined) cell.recordUpstreamError(kind, retried);
   };
 
-  /** A new table is live: bind its routes and targets to cells, drop cells of pairs that left. */
+  /** A new table is live: cells of pairs that left it go; the others stay with their pair. */
   bind(table: RouteTable): void {
-    const previous = this.live;
-    const next = new Map<string, BoundRoute>();
-    for (const r of table.routes) {
-      const old = previous.get(r.src);
-      next.set(r.src, old !== undefined && old.route === r ? old : this.bindRoute(r, old));
+    this.table = table;
+    if (this.live.size === 0) return;
+    const bySrc = routesBySrc(table);
+    for (const [src, rc] of this.live) {
+      const r = bySrc.get(src);
+      if (r === rc.route) continue;
+      if (r === undefined || !rc.rebind(r)) this.live.delete(src);
     }
-    this.live = next;
   }
 
-  /** A route that is a new object: its pairs keep the cells they had under the same source. */
-  private bindRoute(r: Route, old: BoundRoute | undefined): BoundRoute {
-    const tcp = isTcpProto(r.proto);
-    const service = (r.targets[0] ?? r.starved[0])?.service ?? '';
-    const cell =
-      old !== undefined && old.cell.service === service
-        ? old.cell
-        : new TrafficCell({ route: r.src, service, target: '', key: '', tcp });
-    cell.rates = this.rates;
-    this.byRoute.set(r, cell);
-    const targets = new Map<string, TrafficCell>();
-    for (const list of [r.targets, r.starved]) {
-      for (const t of list) {
-        let c = targets.get(t.key) ?? old?.targets.get(t.key);
-        if (c === undefined)
-          c = new TrafficCell({ route: r.src, service: t.service, target: t.dst, key: t.key, tcp });
-        c.rates = this.rates;
-        targets.set(t.key, c);
-        this.byTarget.set(t, c);
-      }
+  /**
+   * The cells of `route`'s source in the live table, made on first use; undefined when `route`
+   * is not there (an older table's route whose pair `key`, or own cell, the live table lacks).
+   */
+  private cellsOf(route: Route, key: string | undefined): RouteCells | undefined {
+    const rc = this.live.get(route.src);
+    let r = rc?.route;
+    if (r === undefined) {
+      if (this.table === undefined) return undefined;
+      r = routesBySrc(this.table).get(route.src);
+      if (r === undefined) return undefined;
     }
-    return { route: r, cell, targets };
+    if (r !== route) {
+      if (key === undefined ? serviceOf(r) !== serviceOf(route) : targetWithKey(r, key) === undefined)
+        return undefined;
+    }
+    if (rc !== undefined) return rc;
+    const made = new RouteCells(r);
+    this.live.set(route.src, made);
+    return made;
   }
 
-  /** The cell of a target of a bound table. */
-  cellOf(target: RouteTarget): TrafficCell | undefined {
-    return this.byTarget.get(target);
+  /** Slow path, a target's first request (on this target object). */
+  private attachTarget(route: Route | undefined, target: RouteTarget): TrafficCell | undefined {
+    if (route === undefined) return this.noRoute;
+    const c = this.targetCell(route, target.key);
+    if (c !== undefined) this.byTarget.set(target, c);
+    return c;
+  }
+
+  /** Slow path, a route's first request answered before a target was picked. */
+  private attachRoute(route: Route): TrafficCell | undefined {
+    const rc = this.cellsOf(route, undefined);
+    if (rc === undefined) return this.table === undefined ? this.noRoute : undefined;
+    let c = rc.cell;
+    if (c === undefined) {
+      c = new TrafficCell({
+        route: rc.route.src,
+        service: serviceOf(rc.route),
+        target: '',
+        key: '',
+        tcp: isTcpProto(rc.route.proto),
+      });
+      c.live = this.windows;
+      rc.cell = c;
+    }
+    this.byRoute.set(route, c);
+    return c;
+  }
+
+  /** The live cell of the pair (`route`'s source, `key`), made if the pair has none yet. */
+  private targetCell(route: Route, key: string): TrafficCell | undefined {
+    const rc = this.cellsOf(route, key);
+    if (rc === undefined) return undefined;
+    let c = rc.target(key);
+    if (c === undefined) {
+      const t = targetWithKey(rc.route, key);
+      if (t === undefined) return undefined;
+      c = new TrafficCell({
+        route: rc.route.src,
+        service: t.service,
+        target: t.dst,
+        // The table's string, not `key`: in the control that is a slice of a worker's message.
+        key: t.key,
+        tcp: isTcpProto(rc.route.proto),
+      });
+      c.live = this.windows;
+      rc.addTarget(c);
+    }
+    return c;
+  }
+
+  /**
+   * The cell of a target of the live table, made if it has none yet: the admin's rows carry the
+   * cell's id, stable while the pair stays in the table (the UI matches its stats events by it).
+   * Undefined for a target the live table does not have.
+   */
+  cellOf(route: Route, target: RouteTarget): TrafficCell | undefined {
+    return this.byTarget.get(target) ?? this.attachTarget(route, target);
   }
 
   /** Cells of the live table (each route's cell, then its target cells), then the no-route cell. */
   *cells(): IterableIterator<TrafficCell> {
-    for (const b of this.live.values()) {
-      yield b.cell;
-      yield* b.targets.values();
-    }
+    for (const rc of this.live.values()) yield* rc.cells();
     yield this.noRoute;
   }
 
@@ -186,12 +347,19 @@ export class Traffic {
   private cellByKey(key: string): TrafficCell | undefined {
     const cut = key.indexOf('\u0000');
     if (cut < 0) return undefined;
-    const bound = this.live.get(key.slice(0, cut));
-    if (bound === undefined) return undefined;
+    const r = this.liveRoute(key.slice(0, cut));
+    if (r === undefined) return undefined;
     if (key.charCodeAt(cut + 1) === 0) {
-      return bound.cell.service === key.slice(cut + 2) ? bound.cell : undefined;
+      return serviceOf(r) === key.slice(cut + 2) ? this.attachRoute(r) : undefined;
     }
-    return bound.targets.get(key.slice(cut + 1));
+    return this.targetCell(r, key.slice(cut + 1));
+  }
+
+  /** The live table's route with source `src`. */
+  private liveRoute(src: string): Route | undefined {
+    const rc = this.live.get(src);
+    if (rc !== undefined) return rc.route;
+    return this.table === undefined ? undefined : routesBySrc(this.table).get(src);
   }
 
   /** Once a second: TCP counters are copied in, every live window takes a sample. */
@@ -199,12 +367,20 @@ export class Traffic {
     this.second++;
     if (tcp !== undefined) {
       for (const s of tcp.targets()) {
-        this.live.get(s.route)?.targets.get(s.key)?.syncTcp(s.counters.total, s.counters.connectErrors);
+        let c = this.live.get(s.route)?.target(s.key);
+        if (c === undefined) {
+          // A pair's first connection makes its cell (as a request does on HTTP routes).
+          if (s.counters.total === 0 && s.counters.connectErrors === 0) continue;
+          const r = this.liveRoute(s.route);
+          if (r !== undefined) c = this.targetCell(r, s.key);
+        }
+        c?.syncTcp(s.counters.total, s.counters.connectErrors);
       }
     }
-    for (const b of this.live.values()) {
-      b.cell.sample();
-      for (const c of b.targets.values()) c.sample();
+    for (const rc of this.live.values()) {
+      rc.cell?.sample();
+      rc.first?.sample();
+      if (rc.more !== undefined) for (const c of rc.more.values()) c.sample();
     }
     this.noRoute.sample();
   }

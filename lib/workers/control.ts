@@ -3,7 +3,9 @@
 // processes that accept the traffic on the same ports (SO_REUSEPORT).
 //
 // - Tables: on every swap the build inputs are serialised once and sent to every worker with the
-//   version they must hash to; a new or restarted worker gets the current one before it listens.
+//   version they must hash to; a new or restarted worker gets the current one before it listens
+//   (serialised again for it: the Controller's last build inputs are the registries' records,
+//   while their JSON would be a copy of its own, megabytes for a 10,000-route table).
 // - Stats: workers report traffic deltas every second (absorbed into the control's cells, which
 //   /api/routes and the UI read); /metrics asks every worker and sums (lib/metrics/aggregate.ts).
 // - A worker that dies is restarted with backoff; the others keep serving.
@@ -12,6 +14,7 @@
 
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import net from 'node:net';
+import type { Snapshot } from '../../routing/types.ts';
 import type { CairnConfig } from '../config/index.ts';
 import { aggregatedExposition, controlShare, PoolMetrics } from '../metrics/aggregate.ts';
 import { processExposition } from '../metrics/prometheus.ts';
@@ -20,7 +23,7 @@ import { leanHeapFlagsFor } from './lean-heap.ts';
 import { reusePortSupported } from './listen.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 import { workerEnv } from './role.ts';
-import { mergedInputs, serialiseInputs } from './table-wire.ts';
+import { serialiseInputs } from './table-wire.ts';
 import type { ClusterView, WorkerJson } from './view.ts';
 
 /**
@@ -75,9 +78,12 @@ interface Slot {
 
 interface CurrentTable {
   readonly version: string;
-  readonly inputs: string;
+  /** The merged build inputs (the registries' own records, not copies). */
+  readonly inputs: Snapshot;
   readonly sentAt: number;
+  /** Of the broadcast: serialising time and JSON size. */
   readonly serialiseMs: number;
+  readonly bytes: number;
 }
 
 /** A broadcast table until every worker has it: for one log line with the slowest worker's time. */
@@ -278,7 +284,7 @@ export class WorkerPool implements ClusterView {
         this.sendTo(slot, {
           t: 'table',
           version: this.table.version,
-          inputs: this.table.inputs,
+          inputs: serialiseInputs(this.table.inputs),
           sentAt: Date.now(),
         });
         return;
@@ -385,7 +391,7 @@ export class WorkerPool implements ClusterView {
         serialiseMs: round(r.table.serialiseMs),
         slowestWorkerMs: r.slowestMs,
         slowestRebuildMs: round(r.slowestRebuildMs),
-        bytes: r.table.inputs.length,
+        bytes: r.table.bytes,
       },
       'workers: every worker runs the new table',
     );
@@ -409,26 +415,28 @@ export class WorkerPool implements ClusterView {
 
   private currentTable(): CurrentTable {
     const c = this.server.controller;
-    const t0 = performance.now();
-    const inputs = serialiseInputs(mergedInputs(c.registryInfos()));
     return {
       version: c.current.table.version,
-      inputs,
+      inputs: c.inputs,
       sentAt: Date.now(),
-      serialiseMs: performance.now() - t0,
+      serialiseMs: 0,
+      bytes: 0,
     };
   }
 
   /** A swap: serialise once, send to every worker that can take messages. */
   private broadcastTable(): void {
     if (this.slots.length === 0) return;
-    const t = this.currentTable();
+    const t0 = performance.now();
+    const current = this.currentTable();
+    const json = serialiseInputs(current.inputs);
+    const t: CurrentTable = { ...current, serialiseMs: performance.now() - t0, bytes: json.length };
     this.table = t;
     const waiting = new Set<number>();
     for (const s of this.slots) {
       if (!s.ready) continue;
       waiting.add(s.id);
-      this.sendTo(s, { t: 'table', version: t.version, inputs: t.inputs, sentAt: t.sentAt });
+      this.sendTo(s, { t: 'table', version: t.version, inputs: json, sentAt: t.sentAt });
     }
     this.rollout = { table: t, waiting, slowestMs: 0, slowestRebuildMs: 0 };
   }

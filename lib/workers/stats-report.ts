@@ -4,50 +4,32 @@
 // /api/routes and the UI's live columns show the whole pool.
 
 import type { Telemetry } from '../stats/telemetry.ts';
-import type { TrafficCell } from '../stats/traffic-cell.ts';
 import type { CellDelta } from './protocol.ts';
-
-interface Sent {
-  requests: number;
-  errors5xx: number;
-  connectErrors: number;
-  latencies: number;
-}
 
 export class StatsReporter {
   private readonly telemetry: Telemetry;
-  /** What the previous report covered, per cell (cells that left the table drop out with it). */
-  private readonly sent = new WeakMap<TrafficCell, Sent>();
 
   constructor(telemetry: Telemetry) {
     this.telemetry = telemetry;
-    // This process's live windows only feed these reports: the control keeps the rates.
-    telemetry.traffic.latencyOnly();
+    // This process's cells only feed these reports: the control keeps the rates and percentiles.
+    telemetry.traffic.reportOnly();
   }
 
   report(): { cells: CellDelta[]; open: [string, number][]; ejected: string[] } {
     const traffic = this.telemetry.traffic;
     const cells: CellDelta[] = [];
+    const latencies = traffic.takeLatencies();
     for (const cell of traffic.cells()) {
-      const w = cell.window;
-      if (w === undefined) continue;
-      let s = this.sent.get(cell);
-      if (s === undefined) {
-        s = { requests: 0, errors5xx: 0, connectErrors: 0, latencies: 0 };
-        this.sent.set(cell, s);
-      }
-      const requests = cell.requests - s.requests;
-      const errors5xx = cell.errors5xx - s.errors5xx;
-      const connectErrors = cell.connectErrors - s.connectErrors;
-      if (requests === 0 && errors5xx === 0 && connectErrors === 0 && w.latencyTotal === s.latencies)
-        continue;
-      const latencies: number[] = [];
-      if (!cell.tcp) w.latenciesSince(s.latencies, latencies);
-      cells.push({ key: traffic.keyOf(cell), requests, errors5xx, connectErrors, latencies });
-      s.requests = cell.requests;
-      s.errors5xx = cell.errors5xx;
-      s.connectErrors = cell.connectErrors;
-      s.latencies = w.latencyTotal;
+      // What the previous report covered is kept on the cell (cells that left the table drop out with it).
+      const requests = cell.requests - cell.reportedRequests;
+      const errors5xx = cell.errors5xx - cell.reportedErrors5xx;
+      const connectErrors = cell.connectErrors - cell.reportedConnectErrors;
+      const lat = cell.tcp ? undefined : latencies.get(cell);
+      if (requests === 0 && errors5xx === 0 && connectErrors === 0 && lat === undefined) continue;
+      cells.push({ key: traffic.keyOf(cell), requests, errors5xx, connectErrors, latencies: lat ?? [] });
+      cell.reportedRequests = cell.requests;
+      cell.reportedErrors5xx = cell.errors5xx;
+      cell.reportedConnectErrors = cell.connectErrors;
     }
     const open: [string, number][] = [];
     const ejected = new Set<string>();

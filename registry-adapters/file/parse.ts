@@ -61,6 +61,7 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
 
   const registry = `file:${fileName}`;
   const instances: ServiceInstance[] = [];
+  const strings = new Interner();
   const seenIds = new Map<string, Set<string>>();
   for (let i = 0; i < services.length; i++) {
     const svc: unknown = services[i];
@@ -98,7 +99,7 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
       seenIds.set(name, ids);
     }
     for (let j = 0; j < list.length; j++) {
-      const r = parseInstance(list[j], name, j, registry);
+      const r = parseInstance(list[j], name, j, registry, strings);
       if ('problem' in r) {
         problems.push(r.problem);
         continue;
@@ -126,7 +127,13 @@ export function parseFileRegistry(text: string, fileName: string): FileRegistryP
 type InstanceParse =
   { readonly instance: ServiceInstance; readonly warnings: Problem[] } | { readonly problem: Problem };
 
-function parseInstance(rec: unknown, service: string, index: number, registry: string): InstanceParse {
+function parseInstance(
+  rec: unknown,
+  service: string,
+  index: number,
+  registry: string,
+  strings: Interner,
+): InstanceParse {
   const fallbackId = `#${index + 1}`;
   const bad = (instance: string, reason: string): InstanceParse => ({
     problem: { ...problem('error', reason, rec), service, instance },
@@ -200,15 +207,51 @@ function parseInstance(rec: unknown, service: string, index: number, registry: s
   const instance: ServiceInstance = {
     service,
     id,
-    address,
+    address: strings.get(address),
     port,
-    tags: tags as string[],
+    tags: strings.tags(tags as string[]),
     registry,
     ...(weight !== undefined ? { weight } : {}),
     ...(status !== undefined ? { status } : {}),
     ...(meta !== undefined ? { meta } : {}),
   };
   return { instance, warnings };
+}
+
+/**
+ * One copy of each address and tag string of a file, flat, in exact-size tag arrays: the parsed
+ * instances are what the process keeps (the table's inputs), and the YAML parser's own strings
+ * are concatenation trees and its lists have room to grow (10,000 instances: ~2 MB). Instances of
+ * one service usually repeat their tags, and many share an address.
+ */
+class Interner {
+  private readonly seen = new Map<string, string>();
+  private lastTags: readonly string[] = [];
+
+  get(s: string): string {
+    let hit = this.seen.get(s);
+    if (hit === undefined) {
+      hit = flat(s);
+      this.seen.set(hit, hit);
+    }
+    return hit;
+  }
+
+  tags(list: readonly string[]): readonly string[] {
+    const last = this.lastTags;
+    if (list.length === last.length && list.every((t, i) => t === last[i])) return last;
+    this.lastTags = list.map((t) => this.get(t));
+    return this.lastTags;
+  }
+}
+
+/**
+ * `s` as one flat string. normalize() builds a new flat string from a concatenation tree; a string
+ * it would change (not in NFC) is kept as it is.
+ */
+function flat(s: string): string {
+  const f = s.normalize();
+  return f === s ? f : s;
 }
 
 /** A host name, IPv4 or IPv6 (brackets optional); undefined if it is anything else. */

@@ -54,8 +54,11 @@ export class FileRegistry implements RegistryAdapter {
   private running: Promise<void> | undefined;
   private pending = false;
   private stopped = false;
-  /** Text of the last successful read (good or bad content); undefined after a read failure. */
-  private lastText: string | undefined;
+  /**
+   * Digest of the text of the last successful read (good or bad content); undefined after a read
+   * failure. Not the text: a 10,000-service file is over a megabyte, kept for one comparison.
+   */
+  private lastDigest: string | undefined;
   private delivered = false;
   private state: RegistryState | undefined;
   private writes: Promise<unknown> = Promise.resolve();
@@ -197,13 +200,15 @@ export class FileRegistry implements RegistryAdapter {
     try {
       text = await readFile(this.absPath, 'utf8');
     } catch (e) {
-      this.lastText = undefined;
+      this.lastDigest = undefined;
       const reason = (e as { code?: unknown }).code === 'ENOENT' ? 'no such file' : errorText(e);
       this.fail(`cannot read ${this.path}: ${reason}`);
       return;
     }
-    if (this.stopped || text === this.lastText) return;
-    this.lastText = text;
+    if (this.stopped) return;
+    const digest = createHash('sha256').update(text).digest('base64');
+    if (digest === this.lastDigest) return;
+    this.lastDigest = digest;
     const parsed = parseFileRegistry(text, this.path);
     if ('error' in parsed) {
       this.fail(parsed.error);

@@ -124,11 +124,43 @@ describe('stats: traffic', () => {
     traffic.onResponse(api, a, 200, 1);
     traffic.onResponse(api, undefined, 503, 0.1); // no healthy target: the route's own cell
     traffic.onResponse(undefined, undefined, 404, 0.1);
-    expect(traffic.cellOf(a)?.requests).to.equal(2);
-    expect(traffic.cellOf(target(api, 'http://10.0.0.2:80/'))?.requests).to.equal(0);
+    expect(traffic.cellOf(api, a)?.requests).to.equal(2);
     expect(traffic.noRoute.requests).to.equal(1);
     const routeCell = [...traffic.cells()].find((c) => c.route === '/api' && c.target === '');
     expect(routeCell?.requests).to.equal(1);
+    // Pairs without traffic have no cell until asked for one (the admin's rows ask).
+    expect([...traffic.cells()].map((c) => `${c.route} ${c.target}`)).to.deep.equal([
+      '/api ',
+      '/api http://10.0.0.1:80/',
+      ' ',
+    ]);
+    expect(traffic.cellOf(api, target(api, 'http://10.0.0.2:80/'))?.requests).to.equal(0);
+    expect([...traffic.cells()]).to.have.length(4);
+  });
+
+  it('makes cells on first traffic only, and only for pairs of the live table', () => {
+    const traffic = new Traffic();
+    const t1 = table(twoRoutes);
+    traffic.bind(t1);
+    expect([...traffic.cells()]).to.deep.equal([traffic.noRoute]);
+    const web1 = route(t1, '/');
+    const w1 = target(web1, 'http://10.0.0.3:80/');
+    // t2 drops web's target 10.0.0.3 (the route now goes to 10.0.0.4) and the api route.
+    const t2 = table('route add web / http://10.0.0.4:80/');
+    traffic.bind(t2);
+    // A request that started on t1 to a pair t2 does not have: counted on no live series.
+    traffic.onResponse(web1, w1, 200, 1);
+    traffic.onResponse(route(t1, '/api'), undefined, 503, 1);
+    expect([...traffic.cells()]).to.deep.equal([traffic.noRoute]);
+    expect(traffic.noRoute.requests).to.equal(0);
+    expect(traffic.cellOf(web1, w1)).to.equal(undefined);
+    // The route's own cell is the pair (source, first target's service): t1's web route has it.
+    traffic.onResponse(web1, undefined, 503, 1);
+    const web2 = route(t2, '/');
+    const own = [...traffic.cells()].find((c) => c.route === '/' && c.target === '');
+    expect(own?.requests).to.equal(1);
+    traffic.onResponse(web2, undefined, 503, 1);
+    expect(own?.requests).to.equal(2);
   });
 
   it('keeps a cell across a swap while its route and target stay, drops it when they leave', () => {
@@ -137,14 +169,18 @@ describe('stats: traffic', () => {
     traffic.bind(t1);
     const a1 = target(route(t1, '/api'), 'http://10.0.0.1:80/');
     traffic.onResponse(route(t1, '/api'), a1, 200, 1);
-    const cell = traffic.cellOf(a1);
+    const cell = traffic.cellOf(route(t1, '/api'), a1);
+    // A pair that leaves loses its cell.
+    const a1b = target(route(t1, '/api'), 'http://10.0.0.2:80/');
+    traffic.onResponse(route(t1, '/api'), a1b, 200, 1);
 
     const t2 = table('route add api /api http://10.0.0.1:80/\nroute add web / http://10.0.0.3:80/');
     traffic.bind(t2);
     const a2 = target(route(t2, '/api'), 'http://10.0.0.1:80/');
     expect(a2).to.not.equal(a1);
-    expect(traffic.cellOf(a2)).to.equal(cell);
-    expect(traffic.cellOf(a2)?.requests).to.equal(1);
+    expect(traffic.cellOf(route(t2, '/api'), a2)).to.equal(cell);
+    expect(traffic.cellOf(route(t2, '/api'), a2)?.requests).to.equal(1);
+    traffic.onResponse(route(t2, '/'), target(route(t2, '/'), 'http://10.0.0.3:80/'), 200, 1);
     const targets = [...traffic.cells()].filter((c) => c.target !== '').map((c) => c.target);
     expect(targets).to.have.members(['http://10.0.0.1:80/', 'http://10.0.0.3:80/']);
 
@@ -163,14 +199,15 @@ describe('stats: traffic', () => {
     traffic.onResponse(web, w, 502, 100);
     traffic.onUpstreamError(web, w, 'connect', false);
     traffic.tick();
-    const s = traffic.stats(traffic.cellOf(w));
+    const s = traffic.stats(traffic.cellOf(web, w));
     expect(s.rate1m).to.equal(10);
     expect(s.requests).to.equal(10);
     expect(s.p50ms).to.equal(10);
     expect(s.p99ms).to.equal(100);
     expect(s.errors5xx).to.equal(0.1);
     expect(s.connectErrors).to.equal(0.1);
-    const idle = traffic.stats(traffic.cellOf(target(route(t, '/api'), 'http://10.0.0.2:80/')));
+    const api = route(t, '/api');
+    const idle = traffic.stats(traffic.cellOf(api, target(api, 'http://10.0.0.2:80/')));
     expect(idle).to.deep.include({ rate1m: 0, p50ms: null, p99ms: null, requests: 0 });
   });
 
@@ -186,7 +223,7 @@ describe('stats: traffic', () => {
     traffic.tick({
       targets: () => [{ route: ':5432', key: dst.key, counters: { total: 6, connectErrors: 1 } }],
     });
-    const s = traffic.stats(traffic.cellOf(dst));
+    const s = traffic.stats(traffic.cellOf(r, dst));
     expect(s.requests).to.equal(6);
     expect(s.rate1m).to.equal(3); // 6 connections over 2 seconds
     expect(s.p50ms).to.equal(null);

@@ -11,9 +11,9 @@ import { Traffic } from '../../lib/stats/traffic.ts';
 import type { Telemetry } from '../../lib/stats/telemetry.ts';
 import { reusePortSupported } from '../../lib/workers/listen.ts';
 import { StatsReporter } from '../../lib/workers/stats-report.ts';
-import { mergedInputs, rebuildTable, serialiseInputs } from '../../lib/workers/table-wire.ts';
-import { buildTable } from '../../routing/table.ts';
-import type { Route, RouteTable, RouteTarget } from '../../routing/types.ts';
+import { rebuildTable, reuseRecords, serialiseInputs } from '../../lib/workers/table-wire.ts';
+import { buildTable, IncrementalTableBuilder } from '../../routing/table.ts';
+import type { Route, RouteTable, RouteTarget, ServiceInstance } from '../../routing/types.ts';
 
 function controller(): Controller {
   return new Controller({ build: {}, strategy: 'rr', health: new TargetHealth() });
@@ -67,7 +67,7 @@ describe('workers: table wire form', () => {
       manual: '',
       problems: [{ source: 'registry', reason: 'bad record', input: '{', severity: 'error' }],
     });
-    const json = serialiseInputs(mergedInputs(c.registryInfos()));
+    const json = serialiseInputs(c.inputs);
     const r = rebuildTable(json, c.current.table.version, {});
     expect(r.ok).to.equal(true);
     if (!r.ok) return;
@@ -86,6 +86,59 @@ describe('workers: table wire form', () => {
       buildTable({ instances: [], manual: 'route add a / http://10.0.0.1:80/' }).version,
     );
     expect(rebuildTable('{not json', 'v', {}).ok).to.equal(false);
+  });
+
+  it('a worker keeps the records of unchanged instances and one copy of repeated strings', () => {
+    const inst = (i: number, tags = [`urlprefix-/s${i}`]): ServiceInstance => ({
+      service: `s${i % 3}`,
+      id: `i${i}`,
+      address: '10.0.0.1',
+      port: 8000 + i,
+      tags,
+      registry: 'file:/etc/cairn/routes.yaml',
+      meta: { zone: 'a' },
+    });
+    const first = Array.from({ length: 40 }, (_, i) => inst(i));
+    const builder = new IncrementalTableBuilder({});
+    const send = (instances: ServiceInstance[]) => {
+      const inputs = { instances, manual: '' };
+      const r = rebuildTable(serialiseInputs(inputs), buildTable(inputs).version, builder);
+      expect(r.ok).to.equal(true);
+      if (!r.ok) throw new Error(r.error);
+      return r.table;
+    };
+    const t1 = send(first);
+    // New records: one string per value among them (JSON.parse makes a copy per occurrence).
+    const got1 = reuseRecords(JSON.parse(serialiseInputs({ instances: first, manual: '' })).instances, []);
+    expect(got1).to.deep.equal(first);
+    expect(new Set(got1.map((i) => i.registry)).size).to.equal(1);
+    for (let i = 3; i < got1.length; i++) {
+      expect(Object.is(got1[i]?.service, got1[i - 3]?.service)).to.equal(true);
+      expect(Object.is(got1[i]?.address, got1[0]?.address)).to.equal(true);
+    }
+    // One changed instance in the middle: every other record is the object of the previous message.
+    const second = first.slice();
+    second[20] = inst(20, ['urlprefix-/changed']);
+    const t2 = send(second);
+    const before = new Map(t1.routes.map((r) => [r.src, r]));
+    let same = 0;
+    for (const r of t2.routes) if (before.get(r.src) === r) same++;
+    expect(same).to.equal(t2.routes.length - 1);
+    // A record that equals the previous one at its place is that object.
+    const prev = reuseRecords(JSON.parse(serialiseInputs({ instances: second, manual: '' })).instances, []);
+    const next = reuseRecords(JSON.parse(serialiseInputs({ instances: second, manual: '' })).instances, prev);
+    for (let i = 0; i < next.length; i++) expect(next[i]).to.equal(prev[i]);
+    const changed = second.slice(0, 39);
+    changed[5] = { ...inst(5), port: 1 };
+    const after = reuseRecords(
+      JSON.parse(serialiseInputs({ instances: changed, manual: '' })).instances,
+      prev,
+    );
+    expect(after).to.deep.equal(changed);
+    for (let i = 0; i < after.length; i++) {
+      if (i === 5) expect(after[i]).to.not.equal(prev[i]);
+      else if (i < 5) expect(after[i]).to.equal(prev[i]);
+    }
   });
 
   it('installs a table built elsewhere with a swap event', () => {
@@ -178,7 +231,7 @@ describe('workers: live stats round trip', () => {
       control.absorb(c.key, c.requests, c.errors5xx, c.connectErrors, c.latencies);
 
     control.tick();
-    const s = control.stats(control.cellOf(target));
+    const s = control.stats(control.cellOf(route, target));
     expect(s.requests).to.equal(11);
     expect(s.rate1m).to.equal(11);
     expect(s.errors5xx).to.be.closeTo(1 / 11, 1e-9);

@@ -7,6 +7,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { ListenSpec } from '../../config/listen.ts';
 import type { TargetHealth } from '../../health/target-health.ts';
 import type { Logger } from '../../logging.ts';
+import { isTcpProto } from '../../../routing/table.ts';
 import type { RouteTable } from '../../../routing/types.ts';
 import { DynamicTcpListeners } from './dynamic.ts';
 import { TcpForwarder } from './forwarder.ts';
@@ -129,8 +130,11 @@ export class TcpEngine {
 
   /** A new table is live: drain deadlines for removed targets, dynamic listeners follow. */
   onTableSwap(table: RouteTable): void {
+    // Only TCP routes' targets: sessions and counters here belong to those alone (a target key
+    // names its dst, scheme included), and a 10,000-route HTTP table should not keep a 10,000-key
+    // set in every process for a TCP engine that has nothing to drain.
     const live = new Set<string>();
-    for (const r of table.routes) for (const t of r.targets) live.add(t.key);
+    for (const r of table.routes) if (isTcpProto(r.proto)) for (const t of r.targets) live.add(t.key);
     this.forwarder.onTableSwap(live);
     for (const d of this.dynamic) void d.sync();
   }
