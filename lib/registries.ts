@@ -1,6 +1,9 @@
 // Registry specs from the configuration -> adapters. One case per registry kind.
+//
+// The etcd adapter is imported on first use: its client (etcd3, gRPC, protobufjs) is about
+// 6 MB of heap and more of code in every process that loads it, and neither the --workers
+// processes nor a Cairn without an etcd registry need it.
 
-import { EtcdRegistry } from '../registry-adapters/etcd/index.ts';
 import type { EtcdConnectionOptions } from '../registry-adapters/etcd/index.ts';
 import { readFileSync } from 'node:fs';
 import {
@@ -13,19 +16,21 @@ import type { RegistryAdapter } from '../registry-adapters/types.ts';
 import type { CairnConfig, RegistrySpec } from './config/index.ts';
 import { createLogger } from './logging.ts';
 
-export function createRegistry(spec: RegistrySpec, config: CairnConfig): RegistryAdapter {
+export async function createRegistry(spec: RegistrySpec, config: CairnConfig): Promise<RegistryAdapter> {
   switch (spec.kind) {
     case 'file':
       return new FileRegistry(spec.path);
     case 'consul':
       return new ConsulRegistry(consulOptions(spec.url, spec.text, config));
-    case 'etcd':
+    case 'etcd': {
+      const { EtcdRegistry } = await import('../registry-adapters/etcd/index.ts');
       return new EtcdRegistry({
         ...etcdConnection(spec.urls, config),
         name: spec.text,
         prefix: config.etcdPrefix,
         namingPrefixes: config.etcdNamingPrefixes,
       });
+    }
   }
 }
 

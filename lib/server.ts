@@ -230,7 +230,7 @@ export class CairnServer {
     }
     for (const spec of specs) {
       try {
-        this.registries.push(createRegistry(spec, this.config));
+        this.registries.push(await createRegistry(spec, this.config));
       } catch (err) {
         throw new StartupError(`--registry ${spec.text}: ${(err as Error).message}`);
       }

@@ -152,7 +152,7 @@ async function loadSnapshotOnce(
     } else {
       let adapter: RegistryAdapter;
       try {
-        adapter = createRegistry(spec, config);
+        adapter = await createRegistry(spec, config);
       } catch (e) {
         return usageError(io, '--registry', `${spec.text}: ${firstLine(e)}`);
       }

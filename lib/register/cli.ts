@@ -15,12 +15,8 @@ import { configKeys } from '../config/keys.ts';
 import { type Parsed, parseDuration, parseInteger } from '../config/values.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import { etcdConnection } from '../registries.ts';
-import {
-  type HealthCheckOptions,
-  Registrar,
-  type RegistrarEvent,
-  type RegistrationOptions,
-} from './registrar.ts';
+// The registrar (and with it etcd3) is imported when `cairn register` runs, not by every Cairn.
+import type { HealthCheckOptions, Registrar, RegistrarEvent, RegistrationOptions } from './registrar.ts';
 
 export interface RegisterIo {
   readonly stdout: (text: string) => void;
@@ -158,6 +154,7 @@ export async function registerCommand(args: readonly string[], io: RegisterIo): 
   }
   const { config } = parsed;
   const logger = createLogger(config.logLevel, io.logTo);
+  const { Registrar } = await import('./registrar.ts');
   let registrar: Registrar;
   try {
     registrar = new Registrar({ ...parsed.options, onEvent: (e) => logEvent(logger, e) });

@@ -2,7 +2,7 @@
 // environment (no PATH, so no Node; a temp working directory, so no node_modules) against a
 // file registry, proxying a real request.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +52,18 @@ describe('standalone binary', function () {
     expect(routes.trim()).to.equal(
       `route add web /web http://127.0.0.1:${port}/ weight 1.0000 opts "strip=/web"`,
     );
+  });
+
+  it('carries the etcd client it imports on first use (an etcd registry answers with the gRPC error)', () => {
+    // Port 1 refuses: the message must come from the etcd client, not from a missing module.
+    const r = spawnSync(binary, ['routes', '--registry', 'etcd:http://127.0.0.1:1'], {
+      cwd: dir,
+      env: {},
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.stderr).to.include('UNAVAILABLE');
+    expect(r.stderr).to.not.match(/Cannot find module|ERR_MODULE_NOT_FOUND/);
   });
 
   it('serves: proxies a request through the binary', async () => {

@@ -94,7 +94,7 @@ describe('consul config', () => {
 });
 
 describe('consul registry factory', () => {
-  it('makes a ConsulRegistry with the configured settings', () => {
+  it('makes a ConsulRegistry with the configured settings', async () => {
     const c = load([
       '--registry',
       'consul:127.0.0.1:8500',
@@ -139,7 +139,7 @@ describe('consul registry factory', () => {
       port: 9998,
       checkUrl: 'http://cairn:9998/health',
     });
-    const r = createRegistry(spec, c);
+    const r = await createRegistry(spec, c);
     expect(r).to.be.instanceOf(ConsulRegistry);
     expect(r.name).to.equal('consul:http://127.0.0.1:8500');
   });

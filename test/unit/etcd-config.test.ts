@@ -118,7 +118,7 @@ describe('etcd configuration', () => {
     ]);
     const spec = c.registries[0];
     if (spec?.kind !== 'etcd') throw new Error('expected an etcd spec');
-    const r = createRegistry(spec, c);
+    const r = await createRegistry(spec, c);
     expect(r).to.be.instanceOf(EtcdRegistry);
     expect(r.name).to.equal('etcd:http://127.0.0.1:1,http://127.0.0.1:2');
     expect((r as EtcdRegistry).layout).to.deep.equal({
@@ -134,11 +134,16 @@ describe('etcd configuration', () => {
     });
   });
 
-  it('the factory fails at once (not at first use) for an unreadable TLS file', () => {
+  it('the factory fails at once (not at first use) for an unreadable TLS file', async () => {
     const c = config(['--registry', 'etcd:https://127.0.0.1:2379', '--etcd-ca', '/nonexistent/ca.pem']);
     const spec = c.registries[0];
     if (spec?.kind !== 'etcd') throw new Error('expected an etcd spec');
-    expect(() => createRegistry(spec, c)).to.throw(
+    const failed = await createRegistry(spec, c).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(failed).to.be.instanceOf(Error);
+    expect((failed as Error).message).to.include(
       'cannot read the etcd TLS CA "/nonexistent/ca.pem": no such file',
     );
   });
