@@ -1,7 +1,7 @@
 // The load-balancing strategies, by name. A balancer is created per route per table snapshot and
 // holds all of its counters itself; Route and RouteTarget stay frozen.
 
-import type { Balancer, BalancerFactory, Route, Strategy, TargetHealthView } from '../types.ts';
+import type { Balancer, BalancerFactory, Route, RouteTarget, Strategy, TargetHealthView } from '../types.ts';
 import { createP2cBalancer } from './p2c.ts';
 import { createRandomBalancer } from './random.ts';
 import { createRoundRobinBalancer } from './round-robin.ts';
@@ -28,6 +28,29 @@ export const alwaysAvailable: TargetHealthView = Object.freeze({
   inFlight: (_key: string): number => 0,
 });
 
+/**
+ * A route with one target: every strategy picks it while it is available. Most routes of a big
+ * table have one instance, and a strategy's state (a schedule, weights, counters: about 0.5 KB)
+ * would buy nothing there.
+ */
+class SingleTargetBalancer implements Balancer {
+  private readonly target: RouteTarget;
+  private readonly health: TargetHealthView;
+
+  constructor(target: RouteTarget, health: TargetHealthView) {
+    this.target = target;
+    this.health = health;
+  }
+
+  pick(): RouteTarget | undefined {
+    return this.health.isAvailable(this.target.key) ? this.target : undefined;
+  }
+
+  peek(): RouteTarget | undefined {
+    return this.pick();
+  }
+}
+
 /** The balancer for one route of one table snapshot. `random` is used by `random` and `p2c`. */
 export function createBalancer(
   strategy: Strategy,
@@ -35,6 +58,8 @@ export function createBalancer(
   health: TargetHealthView,
   random?: () => number,
 ): Balancer {
+  const only = route.targets.length === 1 ? route.targets[0] : undefined;
+  if (only !== undefined) return new SingleTargetBalancer(only, health);
   // Object.hasOwn: an untyped caller's 'toString' must not reach Object.prototype.
   const factory = Object.hasOwn(balancerFactories, strategy)
     ? balancerFactories[strategy]

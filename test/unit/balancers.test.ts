@@ -688,6 +688,28 @@ describe('balancers: index', () => {
     expect(names(createBalancer('bogus' as Strategy, r, alwaysAvailable))).to.equal('abaaba');
   });
 
+  it('a one-target route: every strategy picks that target while it is available, and nothing when it is not', () => {
+    const r = route([3]);
+    const only = r.targets[0] as RouteTarget;
+    for (const strategy of ['wrr', 'rr', 'random', 'p2c'] as const) {
+      const health = new FakeHealth();
+      // The same picks as the strategy's own balancer, with none of its state.
+      const own = balancerFactories[strategy](r, health, seeded(3));
+      const b = createBalancer(strategy, r, health, seeded(3));
+      for (let i = 0; i < 4; i++) {
+        expect(b.peek(), strategy).to.equal(only);
+        expect(b.pick(), strategy).to.equal(only);
+        expect(own.pick(), strategy).to.equal(only);
+      }
+      health.down.add(only.key);
+      expect(b.pick(), strategy).to.equal(undefined);
+      expect(b.peek(), strategy).to.equal(undefined);
+      expect(own.pick(), strategy).to.equal(undefined);
+      health.down.delete(only.key);
+      expect(b.pick(), strategy).to.equal(only);
+    }
+  });
+
   it('alwaysAvailable reports everything up and idle', () => {
     expect(alwaysAvailable.isAvailable('anything')).to.equal(true);
     expect(alwaysAvailable.inFlight('anything')).to.equal(0);
