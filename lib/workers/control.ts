@@ -31,10 +31,14 @@ import type { ClusterView, WorkerJson } from './view.ts';
  * to add tuning flags (e.g. `--max-semi-space-size=N`).
  */
 export const workerNodeFlags: readonly string[] = [
-  // A 32 MB young generation (default 16): the proxy allocates short-lived objects per request,
-  // and a bigger nursery halves the scavenges at load (+2-4 % req/CPU-s, a lower p99 in the
-  // bench). Costs at most ~48 MB more address space per worker, mostly untouched when idle.
-  '--max-semi-space-size=32',
+  // Bounded heap for a process that proxies (issue 9: RSS under 150 MB per worker with a
+  // 10,000-route table under load). Measured side by side (npm run bench, --compare-node-args,
+  // --cairn-node-args): V8's defaults on a big-memory host let the young generation reach
+  // 64-128 MB and the old one grow to ~4x what is live between major GCs, ~180 MB per worker;
+  // a 16 MB semi-space and a 30 % growing step hold it near 150 MB with the same req/CPU-s and
+  // p99 (within the noise). --memory-saver-mode went lower (~130 MB) but doubled p99.
+  '--max-semi-space-size=16',
+  '--heap-growing-percent=30',
 ];
 
 /**
