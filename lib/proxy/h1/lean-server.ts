@@ -50,7 +50,7 @@ const missingHost: Decision = {
   target: undefined,
 };
 
-/** First body chunks up to this size are sent in the same write as the response head. */
+/** First body chunks up to this size are sent in the same string write as the response head. */
 const smallBody = 16 * 1024;
 
 /** A request whose headers arrived while an earlier one on the connection was still active. */
@@ -793,11 +793,13 @@ class LeanExchange extends Exchange {
       this.pendingHead = undefined;
       this.headWritten = true;
       if (chunk.length <= smallBody) {
-        // Head and a small first chunk in one buffer: one write and one syscall, no writev or
-        // write request array. A buffer, not a latin1 string: the body is copied once, where a
-        // string costs a decode, a concatenation, a flatten and the socket's own copy (about
-        // 2.5 us of a 2 KB response's ~24 us).
-        ok = sock.write(headAndBody(head, chunk, this.chunked));
+        // Head and a small first chunk as one latin1 string: one write, no writev or write
+        // request array (the common short response costs a single syscall).
+        const body = chunk.toString('latin1');
+        ok = sock.write(
+          this.chunked ? `${head}${chunk.length.toString(16)}\r\n${body}\r\n` : head + body,
+          'latin1',
+        );
       } else {
         sock.cork();
         sock.write(head, 'latin1');
@@ -940,16 +942,4 @@ function upgradeRequestShim(
     socket,
   };
   return shim as unknown as IncomingMessage;
-}
-
-/** The response head and the first body chunk (chunk-framed when `chunked`) as one new buffer. */
-function headAndBody(head: string, chunk: Buffer, chunked: boolean): Buffer {
-  // The head is latin1 (one byte per character), as every head Cairn writes.
-  const size = chunked ? `${chunk.length.toString(16)}\r\n` : '';
-  const out = Buffer.allocUnsafe(head.length + size.length + chunk.length + (chunked ? 2 : 0));
-  let at = out.write(head, 0, 'latin1');
-  if (chunked) at += out.write(size, at, 'latin1');
-  at += chunk.copy(out, at);
-  if (chunked) out.write('\r\n', at, 'latin1');
-  return out;
 }
