@@ -135,7 +135,7 @@ export const configKeys: readonly ConfigKey[] = [
     type: 'string',
     value: 'WHERE',
     default: 'control',
-    help: 'V8 --optimize-for-size (about 2.5x less RSS with big tables, worse p99): control (only the --workers control process), all, or off',
+    help: 'V8 --optimize-for-size (less RSS with big tables, worse p99): control (only the --workers control process), all, or off',
   },
   {
     name: 'upstream-engine',
