@@ -19,7 +19,7 @@ import type { CairnConfig } from '../config/index.ts';
 import { aggregatedExposition, controlShare, PoolMetrics } from '../metrics/aggregate.ts';
 import { processExposition } from '../metrics/prometheus.ts';
 import { CairnServer, StartupError } from '../server.ts';
-import { leanHeapFlagsFor } from './lean-heap.ts';
+import { flagsNotChosen, leanHeapFlagsFor } from './lean-heap.ts';
 import { reusePortSupported } from './listen.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 import { workerEnv } from './role.ts';
@@ -42,17 +42,11 @@ export const workerNodeFlags: readonly string[] = [
 ];
 
 /**
- * The worker flags the user did not set on Cairn's own command line: `node
+ * The worker flags the user did not set on Cairn's own command line or in NODE_OPTIONS: `node
  * --max-semi-space-size=16 cairn ...` reaches the workers as that, not overridden by ours.
  */
-export function workerFlagsFor(execArgv: readonly string[]): string[] {
-  const nameOf = (flag: string) =>
-    flag
-      .replace(/^--(no-)?/, '')
-      .replace(/=.*$/, '')
-      .replaceAll('_', '-');
-  const chosen = new Set(execArgv.filter((a) => a.startsWith('--')).map(nameOf));
-  return workerNodeFlags.filter((f) => !chosen.has(nameOf(f)));
+export function workerFlagsFor(execArgv: readonly string[], nodeOptions?: string): string[] {
+  return flagsNotChosen(workerNodeFlags, execArgv, nodeOptions);
 }
 
 /** Restart backoff: doubles from min to max; a worker that ran this long starts over at min. */

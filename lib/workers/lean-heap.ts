@@ -14,16 +14,28 @@ import { setFlagsFromString } from 'node:v8';
 
 export const leanHeapFlags: readonly string[] = ['--optimize-for-size'];
 
-/** The lean-heap flags the user did not choose either way (command line or NODE_OPTIONS). */
-export function leanHeapFlagsFor(
+/**
+ * Of `flags`, those the user did not set either way on Node's command line or in NODE_OPTIONS:
+ * a user's `--no-optimize-for-size` or `--max_semi_space_size=8` wins over Cairn's tuning.
+ */
+export function flagsNotChosen(
+  flags: readonly string[],
   execArgv: readonly string[],
   nodeOptions: string = process.env['NODE_OPTIONS'] ?? '',
 ): string[] {
-  const chosen = (flag: string) => {
-    const name = flag.replace(/^--(no-)?/, '');
-    return execArgv.some((a) => a.includes(name)) || nodeOptions.includes(name);
-  };
-  return leanHeapFlags.filter((f) => !chosen(f));
+  const nameOf = (flag: string) =>
+    flag
+      .replace(/^--(no-)?/, '')
+      .replace(/=.*$/, '')
+      .replaceAll('_', '-');
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].filter((a) => a.startsWith('--'));
+  const chosen = new Set(given.map(nameOf));
+  return flags.filter((f) => !chosen.has(nameOf(f)));
+}
+
+/** The lean-heap flags the user did not choose either way (command line or NODE_OPTIONS). */
+export function leanHeapFlagsFor(execArgv: readonly string[], nodeOptions?: string): string[] {
+  return flagsNotChosen(leanHeapFlags, execArgv, nodeOptions);
 }
 
 /** Whether the process the user started (control or single) runs lean, per `--lean-heap`. */

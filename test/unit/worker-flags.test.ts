@@ -6,17 +6,18 @@ import { workerFlagsFor, workerNodeFlags } from '../../lib/workers/control.ts';
 
 describe('workers: Node flags', () => {
   it('adds the tuning flags the command line did not set', () => {
-    expect(workerFlagsFor([])).to.deep.equal([...workerNodeFlags]);
-    expect(workerFlagsFor(['--enable-source-maps', '--max-old-space-size=512'])).to.deep.equal([
+    expect(workerFlagsFor([], '')).to.deep.equal([...workerNodeFlags]);
+    expect(workerFlagsFor(['--enable-source-maps', '--max-old-space-size=512'], '')).to.deep.equal([
       ...workerNodeFlags,
     ]);
   });
 
-  it('leaves out a flag the user set, in either spelling', () => {
+  it('leaves out a flag the user set, in either spelling, on the command line or in NODE_OPTIONS', () => {
     for (const f of workerNodeFlags) {
       const name = f.replace(/=.*$/, '');
-      expect(workerFlagsFor([`${name}=4`])).to.not.include(f);
-      expect(workerFlagsFor([`${name.replaceAll('-', '_').replace(/^__/, '--')}=4`])).to.not.include(f);
+      expect(workerFlagsFor([`${name}=4`], '')).to.not.include(f);
+      expect(workerFlagsFor([`${name.replaceAll('-', '_').replace(/^__/, '--')}=4`], '')).to.not.include(f);
+      expect(workerFlagsFor([], `--trace-gc ${name}=4`)).to.not.include(f);
     }
   });
 });
