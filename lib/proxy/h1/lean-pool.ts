@@ -13,6 +13,7 @@
 import net, { type LookupFunction, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
+import { Direct, writeDirect } from './direct-write.ts';
 import { HTTPParser, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
 /** The request as Exchange hands it over (undici's DispatchOptions subset). */
@@ -250,6 +251,7 @@ function failClosed(handler: UpstreamHandler): void {
 }
 
 const CRLF = '\r\n';
+const noop = (): void => {};
 
 const LAST_CHUNK = '0\r\n\r\n';
 
@@ -276,7 +278,7 @@ class UpstreamConn {
   /**
    * The socket's stream handle once the parser consumes it in C++ (as node:http's server does):
    * reads land in the parser's shared buffer, with no JS 'data' hop and no 64 KB allocation per
-   * read. Body chunks are views of that buffer, hence the copy in onBody.
+   * read. (Body chunks still reach onBody as copies: Node's parser makes one per chunk.)
    */
   private handle: StreamHandle | undefined;
 
@@ -377,7 +379,7 @@ class UpstreamConn {
       s += 'content-length: 0\r\n';
     }
     s += CRLF;
-    this.socket.write(s, 'latin1');
+    if (writeDirect(this.socket, s, noop) === Direct.NotTaken) this.socket.write(s, 'latin1');
     if (body === undefined) {
       this.bodyDone = true;
       return;
@@ -592,8 +594,9 @@ class UpstreamConn {
     const h = this.handler;
     if (h === undefined) return;
     this.since = this.pool.tick;
-    // A view of the shared read buffer: the handler gets its own copy (a slab slice when small).
-    if (h.onData(ownCopy(chunk)) === false) this.pause();
+    // Node's parser hands each body chunk over as its own copy (Buffer::Copy in
+    // node_http_parser.cc), so the handler may keep it as it is.
+    if (h.onData(chunk) === false) this.pause();
   };
 
   private readonly onMessageComplete = (): void => {
@@ -691,50 +694,6 @@ class UpstreamConn {
         break;
     }
   }
-}
-
-/**
- * Big body chunks are copied into recycled 64 KB buffers. A fresh ArrayBuffer per read (what
- * Buffer.from does above 4 KB) cost ~8 % of the proxy's CPU at 64 KB responses (allocation,
- * first-touch page faults and the GC pressure of external memory): the 64 KB regression against
- * undici, which hands out slices of the socket's own read buffer. The client side gives a chunk
- * back with recycleChunk() once the kernel took all of it; chunks that are never given back
- * (queued behind a slow client, or another client side) are simply garbage collected.
- */
-const chunkBufferSize = 64 * 1024;
-const maxSpareChunks = 16;
-const spareChunks: ArrayBuffer[] = [];
-const ownChunkBuffers = new WeakSet<ArrayBuffer>();
-
-function ownCopy(view: Buffer): Buffer {
-  const n = view.length;
-  if (n < 4096 || n > chunkBufferSize) return Buffer.from(view);
-  let ab = spareChunks.pop();
-  if (ab === undefined) {
-    ab = new ArrayBuffer(chunkBufferSize);
-    ownChunkBuffers.add(ab);
-  }
-  const out = Buffer.from(ab, 0, n);
-  view.copy(out, 0);
-  return out;
-}
-
-/**
- * The caller is done with a chunk it got from a lean pool's handler call (the kernel copied it):
- * its memory may be reused for the next chunk. Anything else is ignored.
- */
-export function recycleChunk(chunk: Buffer): void {
-  const ab = chunk.buffer;
-  if (
-    chunk.byteOffset !== 0 ||
-    ab.byteLength !== chunkBufferSize ||
-    spareChunks.length >= maxSpareChunks ||
-    !(ab instanceof ArrayBuffer) ||
-    !ownChunkBuffers.has(ab) ||
-    spareChunks.includes(ab)
-  )
-    return;
-  spareChunks.push(ab);
 }
 
 function isResetCode(code: string | undefined): boolean {

@@ -20,7 +20,7 @@ import type { Decision, Forward, HttpProxy, LogSource, LogSourceProvider } from 
 import { setHostHeader } from '../request-target.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
-import { recycleChunk } from './lean-pool.ts';
+import { Direct, writeDirect, writeHeadDirect } from './direct-write.ts';
 
 import { HTTPParser, methods, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
@@ -788,39 +788,40 @@ class LeanExchange extends Exchange {
     if (this.noBody) return true;
     const sock = this.conn.socket;
     const head = this.pendingHead;
-    let ok: boolean;
     if (head !== undefined) {
       this.pendingHead = undefined;
       this.headWritten = true;
       if (chunk.length <= smallBody) {
-        // Head and a small first chunk as one latin1 string: one write, no writev or write
-        // request array (the common short response costs a single syscall).
+        // Head and a small first chunk in one write (the common short response: one syscall).
+        const framed = this.chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
+        const r = writeHeadDirect(sock, framed, chunk, this.chunked ? '\r\n' : '', this.conn.onDrain);
+        // Queued: libuv sends the rest, then `onDrain` resumes the upstream.
+        if (r !== Direct.NotTaken) return r === Direct.Done;
         const body = chunk.toString('latin1');
-        ok = sock.write(
-          this.chunked ? `${head}${chunk.length.toString(16)}\r\n${body}\r\n` : head + body,
-          'latin1',
-        );
-      } else {
-        sock.cork();
-        sock.write(head, 'latin1');
-        ok = this.writeFramed(sock, chunk);
-        sock.uncork();
+        return this.afterWrite(sock, sock.write(`${framed}${body}${this.chunked ? '\r\n' : ''}`, 'latin1'));
       }
-    } else {
-      ok = this.writeFramed(sock, chunk);
+      sock.cork();
+      sock.write(head, 'latin1');
+      const ok = this.writeFramed(sock, chunk);
+      sock.uncork();
+      return this.afterWrite(sock, ok);
     }
+    if (!this.chunked) {
+      const r = writeDirect(sock, chunk, this.conn.onDrain);
+      if (r !== Direct.NotTaken) return r === Direct.Done;
+    }
+    return this.afterWrite(sock, this.writeFramed(sock, chunk));
+  }
+
+  /** After a socket.write(): whether the upstream may go on sending. */
+  private afterWrite(sock: Socket, ok: boolean): boolean {
     // write() answers false for any chunk at or above the socket's highWaterMark (16 KB) even
     // when the kernel took it all at once; pausing the upstream for that would cost a
     // readStop/readStart pair and a 'drain' hop per big chunk (the 64 KB regression). Only a
     // write really left queued is backpressure.
-    if (sock.writableLength > 0) {
-      if (ok) return true;
-      sock.once('drain', this.conn.onDrain);
-      return false;
-    }
-    // Nothing queued: the kernel has every byte, so the lean client may reuse the chunk's memory.
-    recycleChunk(chunk);
-    return true;
+    if (ok || sock.writableLength === 0) return true;
+    sock.once('drain', this.conn.onDrain);
+    return false;
   }
 
   private writeFramed(sock: Socket, chunk: Buffer): boolean {

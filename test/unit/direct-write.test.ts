@@ -1,0 +1,152 @@
+// Direct writes to a socket's libuv handle (lib/proxy/h1/direct-write.ts), on real loopback
+// sockets: the fast path is really on, bytes arrive whole and in order when mixed with
+// socket.write(), a write the kernel cannot take whole is queued and reported when gone, and a
+// busy socket is left to its own write path.
+
+import { once } from 'node:events';
+import net, { type Server, type Socket } from 'node:net';
+import { expect } from 'chai';
+import {
+  Direct,
+  directWriteAvailable,
+  writeDirect,
+  writeHeadDirect,
+} from '../../lib/proxy/h1/direct-write.ts';
+
+interface Pair {
+  client: Socket;
+  peer: Socket;
+  server: Server;
+}
+
+async function pair(): Promise<Pair> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = net.connect({ port, host: '127.0.0.1' });
+  await once(client, 'connect');
+  const [peer] = await accepted;
+  return { client, peer, server };
+}
+
+function close(p: Pair): void {
+  p.client.destroy();
+  p.peer.destroy();
+  p.server.close();
+}
+
+function readAll(s: Socket, bytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve, reject) => {
+    s.on('error', reject);
+    s.on('data', (c: Buffer) => {
+      parts.push(c);
+      n += c.length;
+      if (n >= bytes) resolve(Buffer.concat(parts));
+    });
+  });
+}
+
+describe('direct socket writes', () => {
+  it('is available on the pinned Node (the lean paths really skip the Writable)', () => {
+    expect(directWriteAvailable()).to.equal(true);
+  });
+
+  it('writes strings and bytes whole and in order with socket.write()', async () => {
+    const p = pair();
+    const { client, peer } = await p;
+    try {
+      const got = readAll(peer, 14);
+      expect(writeDirect(client, 'abc', () => {})).to.equal(Direct.Done);
+      client.write('def');
+      // The Writable may still count "def" as queued: then the direct path stays out of its way.
+      const r = writeDirect(client, Buffer.from('ghi'), () => {});
+      if (r === Direct.NotTaken) client.write('ghi');
+      expect(writeHeadDirect(client, 'H:', Buffer.from('body'), '\r\n', () => {})).to.be.oneOf([
+        Direct.Done,
+        Direct.NotTaken,
+      ]);
+      await new Promise((r2) => setTimeout(r2, 50));
+      const all = (await got).toString('latin1');
+      expect(all.startsWith('abcdefghi')).to.equal(true);
+      if (all.length > 9) expect(all).to.equal('abcdefghiH:body\r\n');
+    } finally {
+      close(await p);
+    }
+  });
+
+  it('queues what the kernel cannot take and reports it once sent', async () => {
+    const p = await pair();
+    try {
+      p.peer.pause();
+      const big = Buffer.alloc(32 * 1024 * 1024, 7);
+      big[big.length - 1] = 9;
+      let sent = false;
+      const r = writeDirect(p.client, big, () => {
+        sent = true;
+      });
+      expect(r).to.equal(Direct.Queued);
+      // Written after the queued bytes, through the socket's own path: arrives after them.
+      p.client.write('tail');
+      const got = readAll(p.peer, big.length + 4);
+      p.peer.resume();
+      const all = await got;
+      expect(all.length).to.equal(big.length + 4);
+      expect(all[big.length - 1]).to.equal(9);
+      expect(all.subarray(big.length).toString()).to.equal('tail');
+      await new Promise((r2) => setTimeout(r2, 20));
+      expect(sent).to.equal(true);
+    } finally {
+      close(p);
+    }
+  });
+
+  it('leaves a connecting, corked or ended socket to socket.write()', async () => {
+    const p = await pair();
+    try {
+      const connecting = net.connect({
+        port: (p.server.address() as net.AddressInfo).port,
+        host: '127.0.0.1',
+      });
+      expect(writeDirect(connecting, 'x', () => {})).to.equal(Direct.NotTaken);
+      connecting.destroy();
+      p.client.cork();
+      expect(writeDirect(p.client, 'x', () => {})).to.equal(Direct.NotTaken);
+      p.client.uncork();
+      p.client.end();
+      expect(writeDirect(p.client, 'x', () => {})).to.equal(Direct.NotTaken);
+      const destroyed = new net.Socket();
+      expect(writeDirect(destroyed, 'x', () => {})).to.equal(Direct.NotTaken);
+    } finally {
+      close(p);
+    }
+  });
+
+  it('a queued write to a peer that resets destroys the socket with the error', async () => {
+    const p = await pair();
+    try {
+      p.peer.pause();
+      let sent = false;
+      const r = writeDirect(p.client, Buffer.alloc(32 * 1024 * 1024), () => {
+        sent = true;
+      });
+      expect(r).to.equal(Direct.Queued);
+      const closed = new Promise((resolve) => p.client.on('close', resolve));
+      let error: Error | undefined;
+      p.client.on('error', (e) => {
+        error = e;
+      });
+      p.peer.resetAndDestroy();
+      await closed;
+      expect(p.client.destroyed).to.equal(true);
+      // Reported by whichever side of the socket saw the reset first: its read or the write.
+      expect((error as { code?: string } | undefined)?.code).to.be.oneOf(['ECONNRESET', 'EPIPE']);
+      expect(sent).to.equal(false);
+    } finally {
+      close(p);
+    }
+  });
+});
