@@ -35,9 +35,10 @@ export const workerNodeFlags: readonly string[] = [
   // 10,000-route table under load). Measured side by side (npm run bench, --compare-node-args,
   // --cairn-node-args): V8's defaults on a big-memory host let the young generation reach
   // 64-128 MB and the old one grow to ~4x what is live between major GCs, ~180 MB per worker;
-  // a 16 MB semi-space and a 30 % growing step hold it near 150 MB with the same req/CPU-s and
-  // p99 (within the noise). --memory-saver-mode went lower (~130 MB) but doubled p99.
-  '--max-semi-space-size=16',
+  // a 30 % growing step and an 8 MB semi-space hold it near 145 MB (16 MB: ~160 MB) with the
+  // same req/CPU-s and p99 (within the noise; `--compare-workers` rows with each size).
+  // --memory-saver-mode went lower (~130 MB) but doubled p99.
+  '--max-semi-space-size=8',
   '--heap-growing-percent=30',
 ];
 
