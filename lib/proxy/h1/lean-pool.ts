@@ -485,7 +485,10 @@ class UpstreamConn {
 
   /** The parser executed one read (`ret` bytes, or the parse error). */
   private readonly onExecute = (ret: number | ParseError): void => {
-    this.received = true;
+    // A read that ended a response belongs to it, not to a request started from its completion
+    // (the handler's callbacks and microtasks run before this one).
+    if (this.completedInRead) this.completedInRead = false;
+    else this.received = true;
     if (typeof ret !== 'number') {
       this.fail(new UpstreamError(ret.code ?? 'HPE_INVALID', `bad upstream response: ${ret.message}`));
     }
@@ -575,6 +578,7 @@ class UpstreamConn {
       }
       // 1xx: informational, another head follows (100-continue is answered on the client side).
       this.informational = true;
+      this.parserCompletes(true);
       h.onHeaders(statusCode, fields, this.resume, statusMessage);
       return 1;
     }
@@ -582,9 +586,24 @@ class UpstreamConn {
     this.since = this.pool.tick;
     this.keepAlive = shouldKeepAlive;
     const head = this.req?.method === 'HEAD';
+    // A Content-Length body is complete with its last byte: onBody finishes the response then,
+    // sparing the parser's message-complete callback (a C++ to JS call per response).
+    const length = head || statusCode === 204 || statusCode === 304 ? 0 : positiveLength(fields);
+    this.bodyLeft = length;
+    this.parserCompletes(length === 0);
     if (h.onHeaders(statusCode, fields, this.resume, statusMessage) === false) this.pause();
     return head ? 1 : 0;
   };
+
+  /** Body bytes still to come when onBody completes the response (0: the parser's callback does). */
+  private bodyLeft = 0;
+  private completeCallbackOn = true;
+
+  private parserCompletes(on: boolean): void {
+    if (this.completeCallbackOn === on) return;
+    this.completeCallbackOn = on;
+    this.parser[HTTPParser.kOnMessageComplete] = on ? this.onMessageComplete : undefined;
+  }
 
   private readonly failUpgrade = (): void => {
     this.fail(new UpstreamError('UND_ERR_SOCKET', 'unexpected upgrade from upstream'));
@@ -596,14 +615,26 @@ class UpstreamConn {
     this.since = this.pool.tick;
     // Node's parser hands each body chunk over as its own copy (Buffer::Copy in
     // node_http_parser.cc), so the handler may keep it as it is.
+    const left = this.bodyLeft;
+    if (left > 0) {
+      this.bodyLeft = left - chunk.length;
+      if (h.onData(chunk) === false) this.pause();
+      // llhttp ends the message after exactly Content-Length bytes, with no further callback.
+      if (this.bodyLeft <= 0 && this.handler === h) this.onMessageComplete();
+      return;
+    }
     if (h.onData(chunk) === false) this.pause();
   };
+
+  /** A response completed in the read the parser is executing (see onExecute). */
+  private completedInRead = false;
 
   private readonly onMessageComplete = (): void => {
     if (this.informational) {
       this.informational = false;
       return;
     }
+    this.completedInRead = true;
     const h = this.handler;
     if (h === undefined) return;
     const reusable = this.keepAlive && this.bodyDone;
@@ -706,3 +737,20 @@ function expectsBody(method: string): boolean {
 }
 
 function ignore(): void {}
+
+/**
+ * The Content-Length of a response head as a positive integer, or 0 (none, zero, or not a plain
+ * number: the parser then ends the body and calls back as usual). llhttp has already rejected
+ * conflicting or malformed lengths.
+ */
+function positiveLength(fields: readonly string[]): number {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i] as string;
+    if (name.length !== 14 || (name.charCodeAt(0) | 0x20) !== 99 || name.toLowerCase() !== 'content-length')
+      continue;
+    const v = fields[i + 1] as string;
+    if (!/^\d{1,15}$/.test(v)) return 0;
+    return Number(v);
+  }
+  return 0;
+}

@@ -268,23 +268,26 @@ export class H1Connection {
       this.partialUrl = '';
     }
     // Already answered with an error: later pipelined requests on this connection are ignored.
-    if (this.state === State.Closed) return 1;
+    if (this.state === State.Closed) return this.parserCompletes(true, 1);
     const maxCount = this.owner.opts.maxHeaderCount ?? 0;
     if (maxCount > 0 && h.length > maxCount * 2) {
       this.fail(431, new Error('too many header fields'));
-      return 1;
+      return this.parserCompletes(true, 1);
     }
     const m = methods[method] ?? 'GET';
     if (m === 'CONNECT') {
       // Cairn is a reverse proxy: never a tunnel to an address the client chooses.
       this.fail(405, new Error('CONNECT'), 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n');
-      return 1;
+      return this.parserCompletes(true, 1);
     }
     if (upgrade) {
       this.upgradeRequest = { method: m, url: u, headers: h, versionMinor };
-      return 0;
+      return this.parserCompletes(true, 0);
     }
     const head = scanRequestHead(h);
+    // A request without a body is complete with its head (llhttp completes it next, with nothing
+    // in between): complete it here and spare the parser's message-complete callback.
+    this.parserCompletes(head.hasBody, 0);
     if (this.state === State.Busy) {
       // Pipelined: answered after the active one, in order. Stop reading until then.
       (this.queue ??= []).push({
@@ -298,11 +301,23 @@ export class H1Connection {
         complete: false,
       });
       this.pauseReading();
-      return 0;
+    } else {
+      this.start(m, u, h, versionMinor, keepAlive, head);
     }
-    this.start(m, u, h, versionMinor, keepAlive, head);
+    if (!head.hasBody) this.onMessageComplete();
     return 0;
   };
+
+  /** Whether the parser calls onMessageComplete (a C++ to JS call per request); answers `ret`. */
+  private parserCompletes(on: boolean, ret: number): number {
+    if (this.completeCallbackOn !== on) {
+      this.completeCallbackOn = on;
+      this.parser[HTTPParser.kOnMessageComplete] = on ? this.onMessageComplete : undefined;
+    }
+    return ret;
+  }
+
+  private completeCallbackOn = true;
 
   private readonly onBody = (chunk: Buffer): void => {
     const q = this.queue;
