@@ -26,7 +26,7 @@ import { createRegistry } from './registries.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 import { TcpEngine } from './proxy/tcp/engine.ts';
 import { Telemetry } from './stats/telemetry.ts';
-import { leanHeapHere, useLeanHeap } from './workers/lean-heap.ts';
+import { leanHeapHere, useLeanHeap, useOneCpuGc } from './workers/lean-heap.ts';
 import { listenOn } from './workers/listen.ts';
 import type { ClusterView } from './workers/view.ts';
 
@@ -497,6 +497,7 @@ export class CairnServer {
 export async function runServer(config: CairnConfig): Promise<void> {
   // Before any table is built (V8 sizes the heap from it): see lib/workers/lean-heap.ts.
   if (leanHeapHere(config.leanHeap, config.workers)) useLeanHeap();
+  useOneCpuGc();
   if (config.workers > 1) {
     const { runControl } = await import('./workers/control.ts');
     return runControl(config);

@@ -13,6 +13,7 @@ import { loadConfig, tableOptions } from '../config/index.ts';
 import { createLogger } from '../logging.ts';
 import type { CairnServer } from '../server.ts';
 import { workerShare } from '../metrics/aggregate.ts';
+import { useOneCpuGc } from './lean-heap.ts';
 import { useReusePort } from './listen.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 import { StatsReporter } from './stats-report.ts';
@@ -135,6 +136,7 @@ async function pump(): Promise<void> {
 
 /** Runs this process as a worker; it ends by process.exit (drained, or its control gone). */
 export function runWorker(): Promise<never> {
+  useOneCpuGc();
   process.on('message', (m: ToWorker) => {
     queue.push(m);
     void pump();
