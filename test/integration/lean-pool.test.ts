@@ -621,9 +621,10 @@ describe('lean upstream pool (real sockets)', function () {
       });
 
       it('relays many concurrent big responses intact, with fast and slow readers', async function () {
-        // Big body chunks are copied into recycled buffers on the lean path: a buffer reused
-        // while a client write still needs it would corrupt some other response. Every response
-        // here is distinct (its own length and content), read by 32 keep-alive clients at once.
+        // Response heads and first body bytes go out through one reused buffer on the lean path
+        // (lib/proxy/h1/direct-write.ts): a buffer reused while a client write still needs it
+        // would corrupt some other response. Every response here is distinct (its own length
+        // and content), read by 32 keep-alive clients at once, some of them slowly.
         this.timeout(60_000);
         const big = await upstream(
           httpUpstream((req, res) => {

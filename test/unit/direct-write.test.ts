@@ -104,6 +104,29 @@ describe('direct socket writes', () => {
     }
   });
 
+  it('a queued head keeps its bytes: the next head goes through a fresh buffer', async () => {
+    const p = await pair();
+    try {
+      p.peer.pause();
+      const big = Buffer.alloc(16 * 1024 * 1024, 1);
+      expect(writeDirect(p.client, big, () => {})).to.equal(Direct.Queued);
+      // libuv has bytes queued: these cannot be sent now, so each keeps its buffer.
+      expect(writeHeadDirect(p.client, 'HEAD-ONE\r\n', Buffer.from('first body'), '', () => {})).to.equal(
+        Direct.Queued,
+      );
+      expect(writeHeadDirect(p.client, 'HEAD-TWO\r\n', Buffer.from('second body'), '!', () => {})).to.equal(
+        Direct.Queued,
+      );
+      const tail = 'HEAD-ONE\r\nfirst bodyHEAD-TWO\r\nsecond body!';
+      const got = readAll(p.peer, big.length + tail.length);
+      p.peer.resume();
+      const all = await got;
+      expect(all.subarray(big.length).toString('latin1')).to.equal(tail);
+    } finally {
+      close(p);
+    }
+  });
+
   it('leaves a connecting, corked or ended socket to socket.write()', async () => {
     const p = await pair();
     try {
