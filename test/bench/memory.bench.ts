@@ -12,7 +12,8 @@
 // the load runs for `--duration` seconds (default 60; `--quick` 20) or `--minutes` minutes (a
 // soak; the report then also has one row per minute). Every process of Cairn's tree is sampled
 // (VmRSS from /proc/<pid>/status); the report gives per process the RSS before the load, the
-// maximum and the value at the end (bar: under 150 MB per worker), the maximum of its own memory
+// maximum and the value at the end (bar: under 150 MB per worker; the control of `--workers N`
+// is reported, not held to it), the maximum of its own memory
 // (RssAnon: VmRSS less the file pages, mostly Node's binary, shared by the tree), and the RSS
 // slope over the run (least squares, MB per minute) over the whole run and over its second half
 // (where a leak shows once caches and the heap have settled).
@@ -323,11 +324,15 @@ function processTable(samples: readonly Sample[], rootPid: number): string {
     const slopeAll = slopeMbPerMin(run);
     const slopeHalf = slopeMbPerMin(second);
     const notes: string[] = [];
-    if (max >= maxRssMb) notes.push(`${belowTarget} (${maxRssMb} MB)`);
+    // The bar is per worker (issue 9). The control of `--workers N` proxies nothing: it keeps the
+    // table, the registry watch and the UI's per-route live windows; its figure is reported, not
+    // held to the workers' bar. A single process (`--workers 1`) is its own worker.
+    const control = pid === rootPid && workersFlag !== '1';
+    if (max >= maxRssMb && !control) notes.push(`${belowTarget} (${maxRssMb} MB)`);
     if (slopeHalf > growthMbPerMin) notes.push(`growing (> ${growthMbPerMin} MB/min)`);
     return [
       String(pid),
-      pid === rootPid ? 'main' : 'child',
+      pid !== rootPid ? 'worker' : control ? 'control' : 'single',
       fixed(before[before.length - 1]?.rssMb ?? Number.NaN, 1),
       fixed(max, 1),
       fixed(last, 1),
@@ -372,7 +377,7 @@ function minuteTable(samples: readonly Sample[], rootPid: number): string {
       if (inMinute.length === 0) continue;
       rows.push([
         String(m),
-        `${pid}${pid === rootPid ? ' (main)' : ''}`,
+        `${pid}${pid !== rootPid ? '' : workersFlag === '1' ? ' (single)' : ' (control)'}`,
         fixed(inMinute[inMinute.length - 1]?.rssMb ?? Number.NaN, 1),
         fixed(Math.max(...inMinute.map((s) => s.rssMb)), 1),
         fixed(slopeMbPerMin(inMinute), 2),
