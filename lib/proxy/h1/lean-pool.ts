@@ -13,6 +13,7 @@
 import net, { type LookupFunction, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
+import { contentLength } from '../exchange.ts';
 import { Direct, writeDirect } from './direct-write.ts';
 import { HTTPParser, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
@@ -588,7 +589,7 @@ class UpstreamConn {
     const head = this.req?.method === 'HEAD';
     // A Content-Length body is complete with its last byte: onBody finishes the response then,
     // sparing the parser's message-complete callback (a C++ to JS call per response).
-    const length = head || statusCode === 204 || statusCode === 304 ? 0 : positiveLength(fields);
+    const length = head || statusCode === 204 || statusCode === 304 ? 0 : Math.max(0, contentLength(fields));
     this.bodyLeft = length;
     this.parserCompletes(length === 0);
     if (h.onHeaders(statusCode, fields, this.resume, statusMessage) === false) this.pause();
@@ -737,20 +738,3 @@ function expectsBody(method: string): boolean {
 }
 
 function ignore(): void {}
-
-/**
- * The Content-Length of a response head as a positive integer, or 0 (none, zero, or not a plain
- * number: the parser then ends the body and calls back as usual). llhttp has already rejected
- * conflicting or malformed lengths.
- */
-function positiveLength(fields: readonly string[]): number {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i] as string;
-    if (name.length !== 14 || (name.charCodeAt(0) | 0x20) !== 99 || name.toLowerCase() !== 'content-length')
-      continue;
-    const v = fields[i + 1] as string;
-    if (!/^\d{1,15}$/.test(v)) return 0;
-    return Number(v);
-  }
-  return 0;
-}
