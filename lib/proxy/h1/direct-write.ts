@@ -110,8 +110,7 @@ export function writeDirect(socket: Socket, data: string | Uint8Array, queued: (
   if (err !== 0) {
     // Nothing was written (a failing write fails before sending): the socket's own write path
     // repeats it and turns the error into the socket's 'error' and close, as it always does.
-    req.handle = undefined;
-    spare = req;
+    // The request object is not reused: a failed write may have bound it to a native request.
     return Direct.NotTaken;
   }
   if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
