@@ -134,6 +134,8 @@ export function directWriteAvailable(): boolean {
 /** Reused for a response head and its first body bytes, copied together into one write. */
 const scratchSize = 64 * 1024;
 let scratch = Buffer.allocUnsafeSlow(scratchSize);
+/** The last view of `scratch` written: responses of one size (the usual case) reuse it. */
+let view = scratch.subarray(0, 0);
 
 /** Buffer's latin1 writer without the encoding dispatch of buf.write() (present since Node 0.x, untyped). */
 interface Latin1Writer {
@@ -161,7 +163,8 @@ export function writeHeadDirect(
   buf.set(body, at);
   at += body.length;
   if (tail.length > 0) w.latin1Write(tail, at);
-  const r = writeDirect(socket, buf.subarray(0, n), queued);
+  if (view.length !== n || view.buffer !== buf.buffer) view = buf.subarray(0, n);
+  const r = writeDirect(socket, view, queued);
   // A queued write keeps reading from this buffer until libuv is done with it.
   if (r === Direct.Queued) scratch = Buffer.allocUnsafeSlow(scratchSize);
   return r;
