@@ -127,6 +127,25 @@ describe('direct socket writes', () => {
     }
   });
 
+  it('heads of the same and of other sizes in a row each arrive whole (the reused view)', async () => {
+    const p = await pair();
+    const { client, peer } = p;
+    const sizes = [300, 300, 300, 120, 300, 4000, 4000, 300];
+    const expected: Buffer[] = [];
+    const got = readAll(
+      peer,
+      sizes.reduce((a, n) => a + n + 10, 0),
+    );
+    sizes.forEach((n, i) => {
+      const head = `H${i}:${'h'.repeat(6)}\r\n`.slice(0, 10);
+      const body = Buffer.alloc(n, 97 + i);
+      expected.push(Buffer.from(head, 'latin1'), body);
+      expect(writeHeadDirect(client, head, body, '', () => {})).to.equal(Direct.Done);
+    });
+    expect((await got).equals(Buffer.concat(expected))).to.equal(true);
+    close(p);
+  });
+
   it('leaves a connecting, corked or ended socket to socket.write()', async () => {
     const p = await pair();
     try {
