@@ -1,6 +1,9 @@
 // Running wrk and reading its report.
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { track, untrack } from './processes.ts';
 
 export interface WrkResult {
@@ -12,6 +15,8 @@ export interface WrkResult {
   readonly p75Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
+  /** From the done() hook runWrk adds (wrk's own report stops at 99 %); NaN when absent. */
+  readonly p999Ms: number;
   /** wrk's "Non-2xx or 3xx responses" (0 when the line is absent). */
   readonly non2xx: number;
   /** Sum of wrk's socket errors (connect, read, write, timeout); 0 when the line is absent. */
@@ -33,6 +38,33 @@ function percentile(out: string, p: string): number {
   return m === null ? Number.NaN : parseWrkDuration(m[1] as string);
 }
 
+/** The `p99.9 <microseconds>` line the done() hook prints, in milliseconds. */
+function tailPercentile(out: string): number {
+  const m = /^p99\.9 ([0-9.]+)$/m.exec(out);
+  return m === null ? Number.NaN : Number(m[1]) / 1000;
+}
+
+/**
+ * Prints the 99.9th percentile once, at the end of the run (no per-request Lua, so the load is
+ * the same as without it).
+ */
+const doneHook = `
+done = function(summary, latency, requests)
+  io.write(string.format("p99.9 %.1f\\n", latency:percentile(99.9)))
+end
+`;
+
+let hookDir: string | undefined;
+
+/** `script` (or nothing) followed by the done() hook, as a file for `wrk -s`. */
+function scriptWithHook(script: string | undefined): string {
+  hookDir ??= mkdtempSync(join(tmpdir(), 'cairn-wrk-'));
+  const base = script === undefined ? '' : readFileSync(script, 'utf8');
+  const file = join(hookDir, `${script === undefined ? 'plain' : script.replace(/[^A-Za-z0-9]/g, '_')}.lua`);
+  writeFileSync(file, `${base}\n${doneHook}`);
+  return file;
+}
+
 /** Reads wrk 4's text report; throws when the summary lines are missing (wrk failed). */
 export function parseWrkOutput(out: string): WrkResult {
   const total = /^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m|h),/m.exec(out);
@@ -49,6 +81,7 @@ export function parseWrkOutput(out: string): WrkResult {
     p75Ms: percentile(out, '75'),
     p90Ms: percentile(out, '90'),
     p99Ms: percentile(out, '99'),
+    p999Ms: tailPercentile(out),
     non2xx: non2xx === null ? 0 : Number(non2xx[1]),
     socketErrors,
     socketErrorsText: sock === null ? '' : (sock[0] as string).trim(),
@@ -76,7 +109,8 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
     `-c${o.connections}`,
     `-d${o.seconds}s`,
     '--latency',
-    ...(o.script !== undefined ? ['-s', o.script] : []),
+    '-s',
+    scriptWithHook(o.script),
     o.url,
   ];
   return new Promise((resolve, reject) => {
