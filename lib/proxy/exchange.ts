@@ -42,6 +42,8 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
   protected status = 0;
   protected bytes = 0;
   protected done = false;
+  /** The current upstream's body chunks are private copies (UpstreamDispatcher.privateChunks). */
+  protected privateChunks = false;
   private clientClosed = false;
 
   constructor(
@@ -122,12 +124,12 @@ export abstract class Exchange implements Dispatcher.DispatchHandler, LogSourceP
           : { header: po.requestIdHeader, value: crypto.randomUUID() },
     };
     const headers = buildUpstreamHeaders(this.rawRequestHeaders(), ctx);
-    this.proxy
-      .pool(target)
-      .dispatch(
-        { path: this.path, method: this.method, headers, body: this.hasBody ? this.requestBody() : null },
-        this,
-      );
+    const pool = this.proxy.pool(target);
+    this.privateChunks = pool.privateChunks === true;
+    pool.dispatch(
+      { path: this.path, method: this.method, headers, body: this.hasBody ? this.requestBody() : null },
+      this,
+    );
   }
 
   onConnect(abort: (err?: Error) => void): void {

@@ -15,6 +15,12 @@ export interface UpstreamDispatcher {
   dispatch(req: UpstreamRequest, handler: UpstreamHandler): boolean;
   close(): Promise<void>;
   readonly closed: boolean;
+  /**
+   * True when every body chunk handed to `onData` is a private copy with an ArrayBuffer of its
+   * own, which a handler that has copied the bytes on may detach (see releaseChunk). undici's
+   * pools leave it undefined: their chunks may share memory.
+   */
+  readonly privateChunks?: boolean;
 }
 
 export type UpstreamEngine = 'lean' | 'undici';

@@ -194,6 +194,17 @@ describe('HTTP proxy: forwarding (real sockets)', function () {
       expect(sha256(r.body)).to.equal(sha256(bodyBytes(0, 1 << 20)));
     });
 
+    it('response bodies around the one-write sizes arrive byte for byte, back to back', async () => {
+      // Head and first chunk go out in one write up to 64 KB, and their memory is released as
+      // soon as the bytes are copied on (releaseChunk): sizes on both sides of those edges.
+      for (const size of [1, 2048, 16_384, 16_385, 65_000, 65_300, 65_536, 70_000, 200_000, 2048]) {
+        const r = await cairn.fetch('/echo/download', { headers: { 'x-test-size': String(size) } });
+        expect(r.status, `size ${size}`).to.equal(200);
+        expect(r.body.length, `size ${size}`).to.equal(size);
+        expect(sha256(r.body), `size ${size}`).to.equal(sha256(bodyBytes(0, size)));
+      }
+    });
+
     it('handles Expect: 100-continue', async () => {
       const result = await new Promise<{ continued: boolean; status: number; body: string }>(
         (resolve, reject) => {

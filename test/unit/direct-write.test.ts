@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import {
   Direct,
   directWriteAvailable,
+  releaseChunk,
   writeDirect,
   writeHeadDirect,
 } from '../../lib/proxy/h1/direct-write.ts';
@@ -144,6 +145,23 @@ describe('direct socket writes', () => {
     });
     expect((await got).equals(Buffer.concat(expected))).to.equal(true);
     close(p);
+  });
+
+  it('releaseChunk detaches a chunk that owns its whole ArrayBuffer, and nothing else', () => {
+    const own = Buffer.from(new Uint8Array(2048).fill(7).buffer);
+    releaseChunk(own);
+    expect(own.buffer.byteLength).to.equal(0);
+    expect(own.length).to.equal(0);
+
+    const pooled = Buffer.from('a short string, from the shared pool');
+    const slab = new Uint8Array(4096).fill(1);
+    const view = Buffer.from(slab.buffer, 1024, 1024);
+    const head = Buffer.from(slab.buffer, 0, 1024);
+    for (const b of [pooled, view, head]) releaseChunk(b);
+    expect(pooled.toString()).to.equal('a short string, from the shared pool');
+    expect(slab.length).to.equal(4096);
+    expect(view[0]).to.equal(1);
+    expect(head.length).to.equal(1024);
   });
 
   it('leaves a connecting, corked or ended socket to socket.write()', async () => {

@@ -84,6 +84,8 @@ export class LeanPool {
   private closing = false;
   private resolveClosed: (() => void) | undefined;
   private closedPromise: Promise<void> | undefined;
+  /** Node's parser hands each body chunk over as its own copy (Buffer::Copy in node_http_parser.cc). */
+  readonly privateChunks = true;
   /** Sweeper ticks since start; deadlines are counted in ticks, never with a clock per request. */
   tick = 0;
   readonly tickMs: number;

@@ -20,7 +20,7 @@ import type { Decision, Forward, HttpProxy, LogSource, LogSourceProvider } from 
 import { setHostHeader } from '../request-target.ts';
 import { type RequestHead, scanRequestHead } from '../request-head.ts';
 import type { UpgradeProxy } from '../upgrade.ts';
-import { Direct, writeDirect, writeHeadDirect } from './direct-write.ts';
+import { Direct, headWriteLimit, releaseChunk, writeDirect, writeHeadDirect } from './direct-write.ts';
 
 import { HTTPParser, methods, type ParseError, type ParserBinding, type StreamHandle } from './llhttp.ts';
 
@@ -50,7 +50,7 @@ const missingHost: Decision = {
   target: undefined,
 };
 
-/** First body chunks up to this size are sent in the same string write as the response head. */
+/** When a direct write is not possible, first body chunks up to this size go in one string write with the head. */
 const smallBody = 16 * 1024;
 
 /** A request whose headers arrived while an earlier one on the connection was still active. */
@@ -806,14 +806,22 @@ class LeanExchange extends Exchange {
     if (head !== undefined) {
       this.pendingHead = undefined;
       this.headWritten = true;
-      if (chunk.length <= smallBody) {
-        // Head and a small first chunk in one write (the common short response: one syscall).
-        const framed = this.chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
-        const r = writeHeadDirect(sock, framed, chunk, this.chunked ? '\r\n' : '', this.conn.onDrain);
+      const framed = this.chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
+      const tail = this.chunked ? '\r\n' : '';
+      if (framed.length + chunk.length + tail.length <= headWriteLimit) {
+        // Head and first chunk in one write (a whole short response: one syscall). Copying up to
+        // 64 KB costs less than the chunk left to the GC (see releaseChunk).
+        const r = writeHeadDirect(sock, framed, chunk, tail, this.conn.onDrain);
         // Queued: libuv sends the rest, then `onDrain` resumes the upstream.
-        if (r !== Direct.NotTaken) return r === Direct.Done;
-        const body = chunk.toString('latin1');
-        return this.afterWrite(sock, sock.write(`${framed}${body}${this.chunked ? '\r\n' : ''}`, 'latin1'));
+        if (r !== Direct.NotTaken) {
+          // Its bytes were copied into the write buffer, queued or not.
+          if (this.privateChunks) releaseChunk(chunk);
+          return r === Direct.Done;
+        }
+        if (chunk.length <= smallBody) {
+          const body = chunk.toString('latin1');
+          return this.afterWrite(sock, sock.write(`${framed}${body}${tail}`, 'latin1'));
+        }
       }
       sock.cork();
       sock.write(head, 'latin1');
@@ -823,7 +831,12 @@ class LeanExchange extends Exchange {
     }
     if (!this.chunked) {
       const r = writeDirect(sock, chunk, this.conn.onDrain);
-      if (r !== Direct.NotTaken) return r === Direct.Done;
+      if (r === Direct.Done) {
+        // The kernel has every byte; a queued write still reads from the chunk.
+        if (this.privateChunks) releaseChunk(chunk);
+        return true;
+      }
+      if (r === Direct.Queued) return false;
     }
     return this.afterWrite(sock, this.writeFramed(sock, chunk));
   }
