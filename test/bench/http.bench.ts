@@ -57,7 +57,9 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const sizes = (flagValue(argv, 'sizes') ?? '100,2048,65536').split(',').map((s) => Number(s.trim()));
 const seconds = Number(flagValue(argv, 'duration') ?? (quick ? 3 : 10));
-const reps = Number(flagValue(argv, 'reps') ?? (quick ? 1 : 2));
+// Three turns by default, so that each median is a real one: Cairn's first measured run is also its
+// first traffic since start, run while V8 still compiles its hot paths on the same CPU.
+const reps = Number(flagValue(argv, 'reps') ?? (quick ? 1 : 3));
 const compareUndici = argv.includes('--compare-undici');
 const compareWorkers = argv.includes('--compare-workers');
 const cairnNodeOptions = flagValue(argv, 'cairn-node-options');
