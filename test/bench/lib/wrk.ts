@@ -1,7 +1,7 @@
 // Running wrk and reading its report.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { track, untrack } from './processes.ts';
@@ -56,9 +56,16 @@ end
 
 let hookDir: string | undefined;
 
-/** `script` (or nothing) followed by the done() hook, as a file for `wrk -s`. */
+/**
+ * `script` (or nothing) followed by the done() hook, as a file for `wrk -s`. A script given here
+ * must not define done() itself (the hook's would replace it).
+ */
 function scriptWithHook(script: string | undefined): string {
-  hookDir ??= mkdtempSync(join(tmpdir(), 'cairn-wrk-'));
+  if (hookDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-wrk-'));
+    hookDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
   const base = script === undefined ? '' : readFileSync(script, 'utf8');
   const file = join(hookDir, `${script === undefined ? 'plain' : script.replace(/[^A-Za-z0-9]/g, '_')}.lua`);
   writeFileSync(file, `${base}\n${doneHook}`);
